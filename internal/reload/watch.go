@@ -1,0 +1,211 @@
+package reload
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// DefaultDebounce is how long a Watcher waits after the last event on a
+// file before it reports the change: editors write in several steps.
+const DefaultDebounce = 100 * time.Millisecond
+
+// Watcher reports changes to a set of files. It watches each file's parent
+// directory, so a file replaced by rename (vim, VS Code), created after
+// start, or reached through a symlink that is swapped (Kubernetes
+// ConfigMaps: ..data -> ..2024_01_01) is seen. It also polls each file's
+// resolved identity every PollInterval as a safety net for filesystems
+// without inotify events.
+type Watcher struct {
+	Debounce     time.Duration
+	PollInterval time.Duration
+	Log          *slog.Logger
+
+	mu    sync.Mutex
+	files map[string]*watched // by cleaned absolute path
+	fw    *fsnotify.Watcher
+	dirs  map[string]int
+}
+
+type watched struct {
+	onChange func(path string)
+	sig      string // last seen identity of the resolved file
+	timer    *time.Timer
+	force    bool
+}
+
+// NewWatcher creates a Watcher. Run must be called to deliver events.
+func NewWatcher(log *slog.Logger) (*Watcher, error) {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Watcher{
+		Debounce:     DefaultDebounce,
+		PollInterval: 2 * time.Second,
+		Log:          log,
+		files:        map[string]*watched{},
+		fw:           fw,
+		dirs:         map[string]int{},
+	}, nil
+}
+
+// Add watches path and calls onChange (from the Watcher's goroutine, after
+// debouncing) whenever its content or resolved target changes. Adding the
+// same path again replaces the callback.
+func (w *Watcher) Add(path string, onChange func(path string)) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if f, ok := w.files[abs]; ok {
+		f.onChange = onChange
+		return nil
+	}
+	dir := filepath.Dir(abs)
+	if w.dirs[dir] == 0 {
+		if err := w.fw.Add(dir); err != nil {
+			return err
+		}
+	}
+	w.dirs[dir]++
+	w.files[abs] = &watched{onChange: onChange, sig: fileSig(abs)}
+	return nil
+}
+
+// Remove stops watching path.
+func (w *Watcher) Remove(path string) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f, ok := w.files[abs]
+	if !ok {
+		return
+	}
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	delete(w.files, abs)
+	dir := filepath.Dir(abs)
+	if w.dirs[dir]--; w.dirs[dir] <= 0 {
+		delete(w.dirs, dir)
+		_ = w.fw.Remove(dir)
+	}
+}
+
+// Run delivers events until ctx is done, then closes the watcher.
+func (w *Watcher) Run(ctx context.Context) {
+	defer w.fw.Close()
+	poll := time.NewTicker(w.PollInterval)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			w.mu.Lock()
+			for _, f := range w.files {
+				if f.timer != nil {
+					f.timer.Stop()
+				}
+			}
+			w.mu.Unlock()
+			return
+		case ev, ok := <-w.fw.Events:
+			if !ok {
+				return
+			}
+			w.event(ev.Name)
+		case err, ok := <-w.fw.Errors:
+			if !ok {
+				return
+			}
+			w.Log.Warn("file watcher error", "err", err)
+		case <-poll.C:
+			w.poll()
+		}
+	}
+}
+
+// event handles a change of name inside a watched directory. Any event in a
+// directory may change what a watched symlink resolves to (..data swaps), so
+// every watched file of that directory is re-checked.
+func (w *Watcher) event(name string) {
+	dir := filepath.Dir(filepath.Clean(name))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for path, f := range w.files {
+		if filepath.Dir(path) != dir {
+			continue
+		}
+		w.schedule(path, f, true)
+	}
+}
+
+func (w *Watcher) poll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for path, f := range w.files {
+		if f.timer == nil && fileSig(path) != f.sig {
+			w.schedule(path, f, false)
+		}
+	}
+}
+
+// schedule (re)arms the debounce timer of one file. Caller holds w.mu.
+// An inotify event always reports (force): mtime and size can stay equal
+// across two quick writes, and callers compare content themselves. A poll
+// reports only when the file's identity changed.
+func (w *Watcher) schedule(path string, f *watched, force bool) {
+	if f.timer != nil {
+		force = force || f.force
+	}
+	f.force = force
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	f.timer = time.AfterFunc(w.Debounce, func() {
+		w.mu.Lock()
+		cur, ok := w.files[path]
+		if !ok || cur != f {
+			w.mu.Unlock()
+			return
+		}
+		f.timer = nil
+		sig := fileSig(path)
+		changed := sig != f.sig || (f.force && sig != "missing")
+		f.force = false
+		f.sig = sig
+		cb := f.onChange
+		w.mu.Unlock()
+		if changed && cb != nil {
+			cb(path)
+		}
+	})
+}
+
+// fileSig identifies the file a path resolves to and its content version:
+// resolved path, size, mtime and inode-ish identity via os.FileInfo.
+func fileSig(path string) string {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "missing"
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "missing"
+	}
+	return real + "|" + fi.ModTime().String() + "|" + strconv.FormatInt(fi.Size(), 10)
+}

@@ -122,9 +122,21 @@ type Config struct {
 	Node  *yaml.Node // the `config:` mapping; nil when the action has none
 	Log   *slog.Logger
 
+	// Enforce is false when the config says `enforce: false` (ngrok's dry
+	// run: evaluate and record results, don't act). The engine reads it but
+	// leaves the key in Node: an action that supports dry runs declares an
+	// `enforce` field in its config struct (or ignores it and reads this);
+	// one that does not rejects the key as unknown.
+	Enforce bool
+	// OnError is "halt" (default) or "continue". The engine handles it for
+	// every action and removes the key from Node, so config structs need no
+	// on_error field.
+	OnError string
+
 	// unexported fields (file name, CEL environment, ...) are set by the
 	// engine; see config.go.
-	c *compiler
+	c  *compiler
+	at *yaml.Node // the action's mapping, for errors without a node
 }
 
 // State is what an action sees while it runs.
@@ -135,7 +147,8 @@ type State struct {
 	Log   *slog.Logger
 
 	// unexported: lazy CEL activation, see eval.go.
-	ev *evaluation
+	ev    *evaluation
+	local map[string]any // vars when there is neither X nor Conn (tests)
 }
 
 // Interface guard for documentation: exchange.Hooks is what the engine

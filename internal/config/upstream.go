@@ -1,0 +1,125 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// ParseUpstream turns what a user writes as an upstream into the canonical
+// form the proxy takes. kind is the endpoint kind: http/https (HTTP
+// upstreams) or tcp/tls (byte streams).
+//
+//	8080                  -> http://127.0.0.1:8080   (tcp/tls: 127.0.0.1:8080)
+//	host:8080             -> http://host:8080        (tcp/tls: host:8080)
+//	http://, https://, h2c:// URLs are kept (HTTP only; tcp:// for tcp/tls)
+//	unix:/run/app.sock    -> kept
+func ParseUpstream(kind, s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", fmt.Errorf("empty upstream")
+	}
+	stream := kind == "tcp" || kind == "tls"
+	if isDigits(s) {
+		if _, err := parsePort(s); err != nil {
+			return "", err
+		}
+		if stream {
+			return "127.0.0.1:" + s, nil
+		}
+		return "http://127.0.0.1:" + s, nil
+	}
+	if path, ok := strings.CutPrefix(s, "unix:"); ok {
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return "", fmt.Errorf("%q: unix: needs a socket path, e.g. unix:/run/app.sock", s)
+		}
+		return "unix:" + path, nil
+	}
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		scheme = strings.ToLower(scheme)
+		if stream {
+			if scheme != "tcp" {
+				return "", fmt.Errorf("%q: a %s upstream is host:port, a port, tcp://host:port or unix:PATH", s, kind)
+			}
+			if err := checkHostPort(s, rest); err != nil {
+				return "", err
+			}
+			return rest, nil
+		}
+		switch scheme {
+		case "http", "https", "h2c":
+		default:
+			return "", fmt.Errorf("%q: unsupported upstream scheme %q (want http, https, h2c or unix:)", s, scheme)
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			return "", fmt.Errorf("%q: %v", s, err)
+		}
+		if u.Host == "" {
+			return "", fmt.Errorf("%q: missing host", s)
+		}
+		if p := u.Port(); p != "" {
+			if _, err := parsePort(p); err != nil {
+				return "", fmt.Errorf("%q: %v", s, err)
+			}
+		}
+		return scheme + "://" + rest, nil
+	}
+	if err := checkHostPort(s, s); err != nil {
+		return "", err
+	}
+	if stream {
+		return s, nil
+	}
+	return "http://" + s, nil
+}
+
+func checkHostPort(orig, hp string) error {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return fmt.Errorf("%q: want a port, host:port or a URL", orig)
+	}
+	if host == "" {
+		return fmt.Errorf("%q: missing host", orig)
+	}
+	if _, err := parsePort(port); err != nil {
+		return fmt.Errorf("%q: %v", orig, err)
+	}
+	return nil
+}
+
+func parsePort(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("port %q out of range 1-65535", s)
+	}
+	return n, nil
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// ParseLevel parses a log level name: debug, info, warn (warning), error.
+func ParseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown level %q (want debug, info, warn or error)", s)
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"crypto/tls"
+	"net"
+	"path/filepath"
+	"testing"
+)
+
+// The scripts hand the generated pair to sluice, nginx and Caddy, so it
+// must load as a TLS key pair and cover 127.0.0.1.
+func TestCertLoadsAndCoversLoopback(t *testing.T) {
+	dir := t.TempDir()
+	if err := run([]string{"cert", dir}); err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pair.Leaf == nil {
+		t.Fatal("no leaf")
+	}
+	if err := pair.Leaf.VerifyHostname("127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFreePortsAreDistinctAndBindable(t *testing.T) {
+	ports, err := freePorts(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if seen[p] {
+			t.Fatalf("port %d twice", p)
+		}
+		seen[p] = true
+	}
+}
+
+func TestWaitSeesListener(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := run([]string{"wait", l.Addr().String(), "2"}); err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	if err := run([]string{"wait", addr, "0.2"}); err == nil {
+		t.Fatal("wait succeeded on a closed port")
+	}
+}
+
+func TestBadUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"nope"}, {"ports", "0"}, {"ports", "x"}, {"wait"}, {"cert"}} {
+		if err := run(args); err == nil {
+			t.Errorf("run(%q) succeeded", args)
+		}
+	}
+}

@@ -71,7 +71,7 @@ func TestFull(t *testing.T) {
 	if e1.PolicyName != "/etc/sluice/sluice.yaml:32" {
 		t.Errorf("policy name %q", e1.PolicyName)
 	}
-	if e2 := c.Endpoints[2]; e2.Scheme != "tcp" || e2.Upstream[0] != "db.internal:5432" {
+	if e2 := c.Endpoints[2]; e2.Scheme != "tcp" || e2.Upstream[0] != "tcp://db.internal:5432" {
 		t.Errorf("e2: %+v", e2)
 	}
 	e3 := c.Endpoints[3]
@@ -169,9 +169,9 @@ func TestParseUpstream(t *testing.T) {
 		{"http", "HTTP://a:1/base", "http://a:1/base", ""},
 		{"http", "unix:/run/app.sock", "unix:/run/app.sock", ""},
 		{"http", "unix:///run/app.sock", "unix:/run/app.sock", ""},
-		{"tcp", "5432", "127.0.0.1:5432", ""},
-		{"tcp", "db:5432", "db:5432", ""},
-		{"tls", "tcp://db:5432", "db:5432", ""},
+		{"tcp", "5432", "tcp://127.0.0.1:5432", ""},
+		{"tcp", "db:5432", "tcp://db:5432", ""},
+		{"tls", "tcp://db:5432", "tcp://db:5432", ""},
 		{"http", "0", "", "out of range"},
 		{"http", "70000", "", "out of range"},
 		{"http", "ftp://x", "", "unsupported upstream scheme"},

@@ -13,8 +13,8 @@ import (
 // form the proxy takes. kind is the endpoint kind: http/https (HTTP
 // upstreams) or tcp/tls (byte streams).
 //
-//	8080                  -> http://127.0.0.1:8080   (tcp/tls: 127.0.0.1:8080)
-//	host:8080             -> http://host:8080        (tcp/tls: host:8080)
+//	8080                  -> http://127.0.0.1:8080   (tcp/tls: tcp://127.0.0.1:8080)
+//	host:8080             -> http://host:8080        (tcp/tls: tcp://host:8080)
 //	http://, https://, h2c:// URLs are kept (HTTP only; tcp:// for tcp/tls)
 //	unix:/run/app.sock    -> kept
 func ParseUpstream(kind, s string) (string, error) {
@@ -28,7 +28,7 @@ func ParseUpstream(kind, s string) (string, error) {
 			return "", err
 		}
 		if stream {
-			return "127.0.0.1:" + s, nil
+			return "tcp://127.0.0.1:" + s, nil
 		}
 		return "http://127.0.0.1:" + s, nil
 	}
@@ -48,7 +48,7 @@ func ParseUpstream(kind, s string) (string, error) {
 			if err := checkHostPort(s, rest); err != nil {
 				return "", err
 			}
-			return rest, nil
+			return "tcp://" + rest, nil
 		}
 		switch scheme {
 		case "http", "https", "h2c":
@@ -73,7 +73,7 @@ func ParseUpstream(kind, s string) (string, error) {
 		return "", err
 	}
 	if stream {
-		return s, nil
+		return "tcp://" + s, nil
 	}
 	return "http://" + s, nil
 }

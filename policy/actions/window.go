@@ -148,11 +148,13 @@ func (t *windowTable) retryAfter(e *windowEntry, elapsed float64) time.Duration 
 		}
 		frac = (1 - elapsed) + g
 	}
-	d := time.Duration(math.Ceil(frac * float64(t.window)))
-	if d < time.Second {
-		d = time.Second
+	// Whole seconds, rounded up (Retry-After has second resolution); the
+	// epsilon keeps float noise from adding a second.
+	secs := math.Ceil(frac*t.window.Seconds() - 1e-6)
+	if secs < 1 {
+		secs = 1
 	}
-	return d
+	return time.Duration(secs) * time.Second
 }
 
 func (sh *windowShard) pushFront(e *windowEntry) {

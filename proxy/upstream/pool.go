@@ -189,28 +189,30 @@ func (p *Pool) OnHealthChange(fn func(t *Target, healthy bool)) {
 // are unhealthy.
 func (p *Pool) Pick(tried []*Target) (*Target, error) {
 	now := time.Now().UnixNano()
-	anyHealthy := false
+	if t := p.pick(tried, true, now); t != nil {
+		return t, nil
+	}
 	for _, t := range p.targets {
 		if p.healthyAt(t, now) {
-			anyHealthy = true
-			break
+			// Healthy ones exist but were all tried: no panic mode.
+			return nil, ErrNoHealthyUpstream
 		}
 	}
-	// Panic mode ignores health.
-	needHealthy := anyHealthy
-	var t *Target
+	if t := p.pick(tried, false, now); t != nil {
+		return t, nil
+	}
+	return nil, ErrNoHealthyUpstream
+}
+
+func (p *Pool) pick(tried []*Target, needHealthy bool, now int64) *Target {
 	switch p.balance {
 	case LeastRequests:
-		t = p.least(tried, needHealthy, now)
+		return p.least(tried, needHealthy, now)
 	case P2C:
-		t = p.p2c(tried, needHealthy, now)
+		return p.p2c(tried, needHealthy, now)
 	default:
-		t = p.roundRobin(tried, needHealthy, now)
+		return p.roundRobin(tried, needHealthy, now)
 	}
-	if t == nil {
-		return nil, ErrNoHealthyUpstream
-	}
-	return t, nil
 }
 
 // eligible reports whether t may be picked for this attempt.

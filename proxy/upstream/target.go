@@ -15,8 +15,8 @@ import (
 // hot path never takes a lock.
 type Target struct {
 	// URL is the normalised upstream URL: scheme, host:port (default port
-	// filled in) and any path the user gave. For unix targets it is
-	// unix:/path (Path set, Host empty).
+	// filled in) and any path and query the user gave. For unix targets
+	// Path and Opaque hold the socket path and Host is empty.
 	URL *url.URL
 	// Scheme is one of "http", "https", "h2c", "unix" (HTTP/1.1 over a
 	// unix socket) or "tcp" (raw stream, no HTTP).
@@ -96,7 +96,9 @@ func parseTarget(s string) (*Target, error) {
 			return nil, fmt.Errorf("unix: needs a socket path, e.g. unix:/run/app.sock")
 		}
 		return &Target{
-			URL:     &url.URL{Scheme: "unix", Path: path},
+			// Opaque too, so URL.String() prints unix:/path, not unix:///path
+			// (or, for relative paths, a URL whose host is the path).
+			URL:     &url.URL{Scheme: "unix", Path: path, Opaque: path},
 			Scheme:  "unix",
 			Network: "unix",
 			Addr:    path,

@@ -46,7 +46,7 @@ func (c *Config) Errorf(n *yaml.Node, format string, args ...any) error {
 	if c.Type != "" {
 		msg = c.Type + ": " + msg
 	}
-	return c.comp().errAt(n, 0, 0, msg)
+	return c.comp().errAt(n, -1, msg)
 }
 
 // CompileTemplate compiles a string with ${expr} parts. n locates the string
@@ -302,7 +302,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 			if where == "config" {
 				where = d.c.Type + " config"
 			}
-			d.errs = append(d.errs, d.c.comp().errAt(k, 0, 0, fmt.Sprintf("%sunknown field %q in %s (known: %s)",
+			d.errs = append(d.errs, d.c.comp().errAt(k, -1, fmt.Sprintf("%sunknown field %q in %s (known: %s)",
 				typePrefix(d.c.Type), k.Value, where, strings.Join(known, ", "))))
 			continue
 		}

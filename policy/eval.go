@@ -1,0 +1,181 @@
+package policy
+
+// Run-time side of CEL: a lazy activation that computes a variable the
+// first time an expression reads it and caches it until the request or
+// response changes (State.Invalidate).
+
+import (
+	"fmt"
+	"sync"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/interpreter"
+)
+
+// evaluation is the interpreter.Activation of one State.
+type evaluation struct {
+	s    *State
+	vals []ref.Val
+	gens []uint32 // vals[i] is valid when gens[i] == gen
+	gen  uint32
+
+	geoGen uint32
+	geoVal GeoInfo
+	uaGen  uint32
+	uaVal  userAgent
+}
+
+// computeHook, when set (tests), is told of every variable computation.
+var computeHook func(name string)
+
+var evalPool = sync.Pool{New: func() any {
+	return &evaluation{vals: make([]ref.Val, len(variables)), gens: make([]uint32, len(variables)), gen: 1}
+}}
+
+func (s *State) activation() *evaluation {
+	if s.ev == nil {
+		e := evalPool.Get().(*evaluation)
+		e.s = s
+		s.ev = e
+	}
+	return s.ev
+}
+
+// release returns the State's evaluation to the pool.
+func (s *State) release() {
+	if e := s.ev; e != nil {
+		s.ev = nil
+		e.reset()
+		clear(e.vals)
+		e.s = nil
+		evalPool.Put(e)
+	}
+}
+
+func (e *evaluation) reset() {
+	e.gen++
+	if e.gen == 0 { // wrapped: zero means "never computed"
+		clear(e.gens)
+		e.gen = 1
+	}
+}
+
+// ResolveName implements interpreter.Activation.
+func (e *evaluation) ResolveName(name string) (any, bool) {
+	i, ok := varIndex[name]
+	if !ok {
+		return nil, false
+	}
+	if e.gens[i] == e.gen {
+		return e.vals[i], true
+	}
+	if computeHook != nil {
+		computeHook(name)
+	}
+	v := variables[i].get(e)
+	e.vals[i], e.gens[i] = v, e.gen
+	return v, true
+}
+
+// Parent implements interpreter.Activation.
+func (e *evaluation) Parent() interpreter.Activation { return nil }
+
+func (e *evaluation) geo() *GeoInfo {
+	if e.geoGen != e.gen {
+		e.geoVal = lookupGeo(e.conn().ClientAddr.Addr())
+		e.geoGen = e.gen
+	}
+	return &e.geoVal
+}
+
+func (e *evaluation) ua() *userAgent {
+	if e.uaGen != e.gen {
+		e.uaVal = parseUserAgent(e.req().Header.Get("User-Agent"))
+		e.uaGen = e.gen
+	}
+	return &e.uaVal
+}
+
+func (e *evaluation) userVars() ref.Val {
+	vars := e.s.vars()
+	m := make(map[string]any, len(vars))
+	for k, v := range vars {
+		if k != resultsKey {
+			m[k] = v
+		}
+	}
+	return adapter.NativeToValue(m)
+}
+
+func (e *evaluation) results() ref.Val {
+	r, _ := e.s.vars()[resultsKey].(map[string]any)
+	if r == nil {
+		r = map[string]any{}
+	}
+	return adapter.NativeToValue(r)
+}
+
+// Expr is a CEL expression compiled and type-checked at load.
+type Expr struct {
+	src   string
+	where string // "file:line:col" of the expression, for run-time errors
+	prg   cel.Program
+	typ   *cel.Type
+}
+
+// Source returns the expression text.
+func (x *Expr) Source() string { return x.src }
+
+func (x *Expr) eval(s *State) (ref.Val, error) {
+	v, _, err := x.prg.Eval(s.activation())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", x.where, err)
+	}
+	if e, ok := v.(*types.Err); ok {
+		return nil, fmt.Errorf("%s: %w", x.where, e)
+	}
+	return v, nil
+}
+
+// Eval evaluates the expression and returns a plain Go value: string,
+// int64, uint64, float64, bool, []byte, nil, time.Time, time.Duration,
+// []any or map[string]any.
+func (x *Expr) Eval(s *State) (any, error) {
+	v, err := x.eval(s)
+	if err != nil {
+		return nil, err
+	}
+	return toNative(v)
+}
+
+// EvalBool evaluates an expression that must yield a bool.
+func (x *Expr) EvalBool(s *State) (bool, error) {
+	v, err := x.eval(s)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("%s: expression yielded %s, not a bool", x.where, v.Type().TypeName())
+	}
+	return bool(b), nil
+}
+
+// EvalString evaluates the expression and formats its value as
+// interpolation does.
+func (x *Expr) EvalString(s *State) (string, error) {
+	v, err := x.eval(s)
+	if err != nil {
+		return "", err
+	}
+	if str, ok := v.(types.String); ok {
+		return string(str), nil
+	}
+	n, err := toNative(v)
+	if err != nil {
+		return "", err
+	}
+	return formatValue(n), nil
+}

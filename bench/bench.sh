@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Reverse-proxy benchmark: sluice vs nginx vs Caddy in front of one fixed
+# backend, in one run, on loopback. Writes docs/benchmarks.md.
+#
+#   make bench                 (installs wrk, nginx, caddy, h2load; builds)
+#   DUR=5 bench/bench.sh       shorter runs
+#
+# Each proxy runs alone (started, measured, stopped) so that its peak RSS
+# is its own and idle proxies take no CPU. Rows: HTTP/1.1 keep-alive with
+# wrk (-t2 -c64, --latency) and h2 over TLS with h2load (-t2 -c64 -m10), for
+# 1 KiB and 1 MiB answers; plus sluice with bench/policy5.yaml at 1 KiB.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+DUR=${DUR:-8}           # seconds per measurement
+WARM=${WARM:-2}         # seconds of warm-up per proxy and protocol
+CONNS=${CONNS:-64}
+STREAMS=${STREAMS:-10}  # h2 streams per connection
+MICRO=${MICRO:-1}       # 0 skips the Go micro-benchmarks
+DOC=${DOC:-docs/benchmarks.md}
+TARGETS=${TARGETS:-sluice nginx caddy policy5}  # proxies to measure, in order
+
+out="$root/bench/out/bench"
+rm -rf "$out"
+mkdir -p "$out/www" "$out/nginx-backend-tmp" "$out/nginx-proxy-tmp" "$out/caddy-home"
+
+need() { command -v "$1" >/dev/null || { echo "bench.sh: $1 not found; run 'make bench' (bench-deps)" >&2; exit 1; }; }
+for t in wrk h2load nginx caddy; do need "$t"; done
+for b in bin/benchkit $([[ " $TARGETS " == *" sluice "* || " $TARGETS " == *" policy5 "* ]] && echo bin/sluice); do
+  [[ -x $b ]] || { echo "bench.sh: $b missing; run 'make build'" >&2; exit 1; }
+done
+
+bin/benchkit cert "$out"
+head -c 1024 /dev/urandom >"$out/www/1k"
+head -c $((1024 * 1024)) /dev/urandom >"$out/www/1m"
+mapfile -t P < <(bin/benchkit ports 4)
+BACKEND_PORT=${P[0]} BACKEND_TLS_PORT=${P[1]} PORT=${P[2]} TLS_PORT=${P[3]}
+
+# render TEMPLATE DEST: fills the @PLACEHOLDERS@ of a bench/ config.
+render() {
+  sed -e "s#@OUT@#$out#g" -e "s#@ROOT@#$root#g" \
+    -e "s#@BACKEND_PORT@#$BACKEND_PORT#g" -e "s#@BACKEND_TLS_PORT@#$BACKEND_TLS_PORT#g" \
+    -e "s#@PORT@#$PORT#g" -e "s#@TLS_PORT@#$TLS_PORT#g" "$1" >"$2"
+}
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# tree_hwm PID: peak RSS (VmHWM) of PID and its children, in KiB; for nginx
+# that is the master plus its workers.
+tree_hwm() {
+  local pid=$1 sum=0 kids k v
+  v=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+  sum=$((sum + ${v:-0}))
+  kids=$(awk -v p="$pid" '$1 == "PPid:" && $2 == p {split(FILENAME, f, "/"); print f[3]}' /proc/[0-9]*/status 2>/dev/null || true)
+  for k in $kids; do
+    v=$(awk '/^VmHWM:/ {print $2}' "/proc/$k/status" 2>/dev/null || echo 0)
+    sum=$((sum + ${v:-0}))
+  done
+  echo "$sum"
+}
+
+# start NAME CMD...: runs a server in the background, waits for its ports.
+start() {
+  local name=$1
+  shift
+  "$@" >"$out/$name.log" 2>&1 &
+  server_pid=$!
+  pids+=("$server_pid")
+  if ! bin/benchkit wait "127.0.0.1:$PORT" 10 || ! bin/benchkit wait "127.0.0.1:$TLS_PORT" 10; then
+    echo "bench.sh: $name did not start:" >&2
+    tail -n 20 "$out/$name.log" >&2
+    exit 1
+  fi
+}
+
+stop() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+}
+
+results="$out/results.tsv"
+: >"$results"
+
+# to_ms VALUE: wrk prints latencies as 812.00us, 1.23ms or 1.05s.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.2f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.2f", v }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.2f", v * 1000 }
+    else print "?" }'
+}
+
+# h1 TARGET SIZE PORT: one wrk measurement, appended to results.tsv.
+h1() {
+  local target=$1 size=$2 port=$3 f="$out/wrk-$1-$2.txt"
+  wrk -t2 -c"$CONNS" -d"${DUR}s" --latency -H 'X-Bench: 1' "http://127.0.0.1:$port/$size" >"$f" 2>&1
+  local rps p50 p99 errs
+  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$f")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$f")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$f")")
+  errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$f")
+  printf '%s\th1\t%s\t%s\t%s\t%s\t%s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$errs" >>"$results"
+  printf '  %-14s h1 %-3s %9s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$errs"
+}
+
+# h2 TARGET SIZE PORT: one h2load measurement (TLS, ALPN h2); latency
+# percentiles come from its per-request log.
+h2() {
+  local target=$1 size=$2 port=$3 f="$out/h2load-$1-$2.txt" log="$out/h2load-$1-$2.log"
+  h2load -t2 -c"$CONNS" -m"$STREAMS" -D "$DUR" -H 'X-Bench: 1' --log-file="$log" \
+    "https://127.0.0.1:$port/$size" >"$f" 2>&1 || true
+  local rps p50 p99 errs
+  rps=$(awk '/^finished in/ {for (i = 1; i <= NF; i++) if ($(i+1) ~ /^req\/s/) {printf "%.0f", $i}}' "$f")
+  read -r p50 p99 < <(cut -f3 "$log" | sort -n | awk '{a[NR] = $1} END {
+    if (NR == 0) { print "? ?"; exit }
+    i50 = int(NR * 0.50); if (i50 < 1) i50 = 1
+    i99 = int(NR * 0.99); if (i99 < 1) i99 = 1
+    printf "%.2f %.2f\n", a[i50] / 1000, a[i99] / 1000 }')
+  errs=$(awk '/^requests:/ {for (i = 1; i <= NF; i++) if ($(i+1) ~ /^(failed|errored)/) n += $i} /^status codes:/ {for (i = 1; i <= NF; i++) if ($(i+1) ~ /^[345]xx/) n += $i} END {print n + 0}' "$f")
+  rm -f "$log"
+  printf '%s\th2\t%s\t%s\t%s\t%s\t%s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$errs" >>"$results"
+  printf '  %-14s h2 %-3s %9s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$errs"
+}
+
+warm() {
+  wrk -t2 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$1/1k" >/dev/null 2>&1 || true
+  h2load -t2 -c"$CONNS" -m"$STREAMS" -D "$WARM" "https://127.0.0.1:$2/1k" >/dev/null 2>&1 || true
+}
+
+rss_of() { printf '%s\t%s\n' "$1" "$(tree_hwm "$server_pid")" >>"$out/rss.tsv"; }
+: >"$out/rss.tsv"
+
+# ---- the fixed backend --------------------------------------------------------
+render bench/nginx-backend.conf "$out/nginx-backend.conf"
+nginx -p "$out" -e "$out/nginx-backend.error.log" -c "$out/nginx-backend.conf" >"$out/backend.log" 2>&1 &
+pids+=($!)
+if ! bin/benchkit wait "127.0.0.1:$BACKEND_PORT" 10 || ! bin/benchkit wait "127.0.0.1:$BACKEND_TLS_PORT" 10; then
+  echo "bench.sh: backend nginx did not start:" >&2
+  cat "$out/backend.log" >&2
+  exit 1
+fi
+
+echo "bench: direct to the backend (nginx static, 1 worker)"
+warm "$BACKEND_PORT" "$BACKEND_TLS_PORT"
+for s in 1k 1m; do h1 direct "$s" "$BACKEND_PORT"; done
+for s in 1k 1m; do h2 direct "$s" "$BACKEND_TLS_PORT"; done
+
+# ---- proxies, one at a time -----------------------------------------------------
+measure() {
+  local target=$1
+  warm "$PORT" "$TLS_PORT"
+  for s in 1k 1m; do h1 "$target" "$s" "$PORT"; done
+  for s in 1k 1m; do h2 "$target" "$s" "$TLS_PORT"; done
+  rss_of "$target"
+}
+
+for target in $TARGETS; do
+  case $target in
+  sluice)
+    echo "bench: sluice"
+    render bench/sluice.yaml "$out/sluice.yaml"
+    start sluice bin/sluice serve -c "$out/sluice.yaml"
+    measure sluice
+    ;;
+  nginx)
+    echo "bench: nginx (proxy_pass, upstream keepalive 64, worker_processes auto)"
+    render bench/nginx-proxy.conf "$out/nginx-proxy.conf"
+    start nginx nginx -p "$out" -e "$out/nginx-proxy.error.log" -c "$out/nginx-proxy.conf"
+    measure nginx
+    ;;
+  caddy)
+    echo "bench: caddy (reverse_proxy)"
+    render bench/Caddyfile "$out/Caddyfile"
+    start caddy env HOME="$out/caddy-home" XDG_DATA_HOME="$out/caddy-home" XDG_CONFIG_HOME="$out/caddy-home" \
+      caddy run --config "$out/Caddyfile" --adapter caddyfile
+    measure caddy
+    ;;
+  policy5)
+    echo "bench: sluice with bench/policy5.yaml (1 KiB)"
+    render bench/sluice-policy5.yaml "$out/sluice-policy5.yaml"
+    start sluice-policy5 bin/sluice serve -c "$out/sluice-policy5.yaml"
+    warm "$PORT" "$TLS_PORT"
+    h1 sluice+policy5 1k "$PORT"
+    h2 sluice+policy5 1k "$TLS_PORT"
+    rss_of sluice+policy5
+    ;;
+  *)
+    echo "bench.sh: unknown target $target (sluice nginx caddy policy5)" >&2
+    exit 1
+    ;;
+  esac
+  stop
+done
+
+# ---- Go micro-benchmarks ----------------------------------------------------------
+micro="$out/micro.txt"
+if [[ $MICRO == 1 ]]; then
+  echo "bench: go test -run=^\$ -bench=. -benchmem ./proxy/ ./policy/..."
+  go test -run='^$' -bench=. -benchmem ./proxy/ ./policy/... >"$micro" 2>&1 || echo "(some micro-benchmarks failed; see above)" >>"$micro"
+else
+  echo "(skipped: MICRO=0)" >"$micro"
+fi
+
+DUR=$DUR WARM=$WARM bench/report.sh "$out" "$DOC"
+echo "bench: wrote $DOC"

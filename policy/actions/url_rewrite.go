@@ -23,7 +23,9 @@ import (
 // or select requests with the rule's expressions. Every match is replaced.
 // Without from, the whole URL is replaced by to.
 //
-// to (string, required): the replacement; $1, $2 or ${name} insert groups.
+// to (string, required): the replacement; $1, $2 or $name insert groups
+// (${...} is interpolation, so a group reference must not be followed by a
+// letter, digit or _: "$1/x" works, "$1x" reads group "1x").
 // A result that is only a path ("/new?q=1") keeps the scheme and host.
 //
 // Both support ${} interpolation, which runs before the regular expression.

@@ -1,9 +1,12 @@
 package actions
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 
 	"github.com/sluicehq/sluice/exchange"
@@ -51,7 +54,8 @@ func newURLMatch(c *policy.Config, from *policy.Template, fromNode *yaml.Node, t
 // regexpReason is the reason part of a regexp error (the caller quotes the
 // whole pattern already).
 func regexpReason(err error) string {
-	if e, ok := err.(*regexp.Error); ok {
+	var e *syntax.Error
+	if errors.As(err, &e) {
 		return fmt.Sprintf("%s: `%s`", e.Code, e.Expr)
 	}
 	return err.Error()
@@ -119,6 +123,9 @@ func resolveURL(orig, result string) (*url.URL, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("resulting URL %q must be http or https", u.String())
 	}
+	if !validHost(u.Host) {
+		return nil, fmt.Errorf("resulting URL %q has no valid host", u.String())
+	}
 	return u, nil
 }
 
@@ -163,4 +170,34 @@ func setError(s *policy.State, action, code string, err error) {
 	s.SetResult(action, map[string]any{
 		"error": map[string]any{"code": code, "message": err.Error()},
 	})
+}
+
+// validHost checks host[:port] as it may appear in a Host header.
+func validHost(hp string) bool {
+	host, port := hp, ""
+	if i := strings.LastIndexByte(hp, ':'); i >= 0 && !strings.HasSuffix(hp, "]") {
+		host, port = hp[:i], hp[i+1:]
+		if port == "" {
+			return false
+		}
+		for _, c := range port {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+	}
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		_, err := netip.ParseAddr(host[1 : len(host)-1])
+		return err == nil
+	}
+	if host == "" {
+		return false
+	}
+	for _, c := range host {
+		ok := c == '.' || c == '-' || c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '%'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

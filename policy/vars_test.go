@@ -252,4 +252,3 @@ func TestUserAgents(t *testing.T) {
 		}
 	}
 }
-

@@ -29,8 +29,7 @@ import (
 // Errors found later by the proxy (no such endpoint, upstream down) are
 // answered with a 502. It sets no result variables.
 type ForwardInternal struct {
-	URL     *policy.Template `yaml:"url"`
-	OnError string           `yaml:"on_error"`
+	URL *policy.Template `yaml:"url"`
 
 	static string // normalised URL when url has no interpolation
 }
@@ -42,11 +41,6 @@ func newForwardInternal(c *policy.Config) (policy.Action, error) {
 	}
 	if a.URL == nil {
 		return nil, c.Errorf(nil, "missing required field \"url\"")
-	}
-	switch a.OnError {
-	case "", "halt", "continue":
-	default:
-		return nil, c.Errorf(fieldNode(c.Node, "on_error"), "on_error: %q is not halt or continue", a.OnError)
 	}
 	if s, ok := a.URL.Static(); ok {
 		norm, err := normaliseInternalURL(s, "")

@@ -71,8 +71,9 @@ func (c *compiler) pos(n *yaml.Node, off int) (int, int) {
 	dc := utf8.RuneCountInString(before[lastNL+1:])
 	switch n.Style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
-		line := n.Line + 1 + dl
-		return line, c.indent(line) + dc + 1
+		// Content starts on the next line; the block's indentation is
+		// that of its first line (deeper indentation is part of the value).
+		return n.Line + 1 + dl, c.indent(n.Line+1) + dc + 1
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
 		if dl == 0 {
 			if col, ok := c.quotedCol(n, off); ok {
@@ -243,7 +244,7 @@ func (c *compiler) exprAt(src string, n *yaml.Node, base int, wantBool bool) (*E
 		}
 		seen[r.Name] = true
 		loc := native.SourceInfo().GetStartLocation(id)
-		off := offsetIn(src, loc.Line(), loc.Column())
+		off := nameStart(src, offsetIn(src, loc.Line(), loc.Column()))
 		errs = append(errs, c.errAt(n, at(off), fmt.Sprintf("%s is not available in %s", r.Name, phaseNames(c.phases&^variables[i].phases))))
 	}
 	if len(errs) > 0 {
@@ -272,6 +273,20 @@ func (c *compiler) expr(src string, n *yaml.Node, wantBool bool) (*Expr, error) 
 		base = strings.Index(n.Value, src)
 	}
 	return c.exprAt(src, n, base, wantBool)
+}
+
+// nameStart moves an offset that points into a qualified name (CEL puts
+// selects at their dot) back to the name's first character.
+func nameStart(src string, off int) int {
+	for off > 0 && off <= len(src) {
+		ch := src[off-1]
+		if ch == '.' || ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' {
+			off--
+			continue
+		}
+		break
+	}
+	return off
 }
 
 func firstLine(s string) string {

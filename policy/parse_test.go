@@ -1,0 +1,104 @@
+package policy
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestParseErrors parses every file in testdata/errors and compares the
+// reported problems, one per line, with the file's .golden twin.
+func TestParseErrors(t *testing.T) {
+	files, _ := filepath.Glob("testdata/errors/*.*")
+	n := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, ".golden") {
+			continue
+		}
+		n++
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := ParseFile(f)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var lines []string
+			for _, e := range Errors(err) {
+				if strings.Contains(e.Error(), "\n") {
+					t.Errorf("error spans lines: %q", e)
+				}
+				lines = append(lines, e.Error())
+			}
+			got := strings.Join(lines, "\n") + "\n"
+			golden := f + ".golden"
+			if *update {
+				os.WriteFile(golden, []byte(got), 0o644)
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("errors differ\n--- got\n%s--- want\n%s", got, want)
+			}
+		})
+	}
+	if n < 5 {
+		t.Fatalf("only %d error cases found", n)
+	}
+}
+
+func TestValidateFiles(t *testing.T) {
+	good := filepath.Join(t.TempDir(), "good.yaml")
+	os.WriteFile(good, []byte("on_http_request:\n  - actions:\n      - type: t-record\n        config: {value: x}\n"), 0o644)
+	if errs := ValidateFiles(good); len(errs) != 0 {
+		t.Fatalf("good file: %v", errs)
+	}
+	errs := ValidateFiles(good, "testdata/errors/unknown_action.yaml", "testdata/nope.yaml")
+	if len(errs) != 3 {
+		t.Fatalf("got %d errors: %v", len(errs), errs)
+	}
+	if !strings.HasPrefix(errs[0].Error(), "testdata/errors/unknown_action.yaml:3:") {
+		t.Errorf("first error: %v", errs[0])
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	cases := map[string]string{
+		"empty":      "",
+		"null":       "~",
+		"comments":   "# nothing\n",
+		"emptyLists": "on_tcp_connect: []\non_http_request: []\non_http_response: []\n",
+		"nullPhase":  "on_http_request:\n",
+		"noActions":  "on_http_request:\n  - name: x\n    expressions: ['true']\n",
+		"json":       `{"on_http_request":[{"name":"r","expressions":["req.method == 'GET'"],"actions":[{"type":"t-header","config":{"name":"X","value":1}}]}]}`,
+		"anchors":    "x: &h {name: X, value: v}\non_http_request:\n  - actions:\n      - type: t-header\n        config: *h\n",
+	}
+	for name, src := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse(name+".yaml", []byte(src))
+			if name == "anchors" {
+				// Unknown top-level keys are errors even when they only hold anchors.
+				if err == nil {
+					t.Fatal("want unknown field error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestHashAndName(t *testing.T) {
+	p := mustParse(t, "on_http_request: []\n")
+	q := mustParse(t, "on_http_request: [] \n")
+	if p.Hash() == q.Hash() || len(p.Hash()) != 12 || p.Name() != "test.yaml" || !p.Empty() {
+		t.Fatalf("hash %q %q name %q", p.Hash(), q.Hash(), p.Name())
+	}
+}

@@ -67,9 +67,12 @@ bench-deps:
 	@$(call apt_install,$(APT_BENCH_PKGS))
 
 # ---- build and run ----------------------------------------------------------
+# `sluice version` shows the commit it was built from.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 .PHONY: build
 build: ## bin/sluice (+ the quickstart backend and bench helper)
-	$(GO) build -o bin/sluice ./cmd/sluice
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/sluice ./cmd/sluice
 	$(GO) build -o bin/quickstart-backend ./examples/quickstart/backend
 	$(GO) build -o bin/benchkit ./bench/benchkit
 

@@ -33,6 +33,8 @@ type Config struct {
 	File string `yaml:"-"`
 	// Trusted is TrustedProxies parsed.
 	Trusted []netip.Prefix `yaml:"-"`
+	// Source is the file's text, for inline policies' error positions.
+	Source []byte `yaml:"-"`
 }
 
 // Log configures process and access logs.
@@ -78,6 +80,9 @@ type Endpoint struct {
 	Scheme string `yaml:"-"`
 	// PolicyName names an inline policy in messages: "file:line".
 	PolicyName string `yaml:"-"`
+	// Line and Col locate the entry in the file, for errors found later
+	// (when the proxy applies it).
+	Line, Col int `yaml:"-"`
 }
 
 // LoadBalancing spreads requests over several upstreams.
@@ -89,8 +94,9 @@ type LoadBalancing struct {
 	Passive     Passive      `yaml:"passive"`
 }
 
-// HealthCheck is an active HTTP check: GET Path on every upstream every
-// Interval; a 2xx/3xx answer within Timeout counts as healthy.
+// HealthCheck is an active check of every upstream every Interval: an HTTP
+// GET of Path (2xx/3xx within Timeout passes), or a TCP connect when Path is
+// empty (always for tcp/tls endpoints).
 type HealthCheck struct {
 	Path      string   `yaml:"path"`
 	Interval  Duration `yaml:"interval"`
@@ -133,7 +139,7 @@ func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, 
 		return nil, yamlError(file, err)
 	}
 	d := &decoder{file: file, env: env, nodes: map[string]*yaml.Node{}}
-	c := &Config{File: file}
+	c := &Config{File: file, Source: data}
 	top := &root
 	if top.Kind == yaml.DocumentNode && len(top.Content) == 1 {
 		top = top.Content[0]
@@ -192,6 +198,9 @@ func (c *Config) validate(d *decoder) {
 
 func (e *Endpoint) validate(d *decoder) {
 	p := e.Path
+	if n := d.nodes[p]; n != nil {
+		e.Line, e.Col = n.Line, n.Column
+	}
 	at := func(key string) *yaml.Node {
 		if n := d.nodes[join(p, key)]; n != nil {
 			return n
@@ -251,9 +260,6 @@ func (e *Endpoint) validate(d *decoder) {
 	if hc := e.LoadBalancing.HealthCheck; hc != nil {
 		if hc.Path != "" && !strings.HasPrefix(hc.Path, "/") {
 			d.errorf(at("load_balancing.health_check.path"), "%s.load_balancing.health_check.path: must start with /", p)
-		}
-		if hc.Path == "" {
-			hc.Path = "/"
 		}
 	}
 }

@@ -141,16 +141,19 @@ func (w *Watcher) Run(ctx context.Context) {
 
 // event handles a change of name inside a watched directory. Any event in a
 // directory may change what a watched symlink resolves to (..data swaps), so
-// every watched file of that directory is re-checked.
+// every watched file of that directory is re-checked; but only the file the
+// event names is reported regardless of its identity, so that writing one
+// file does not make its neighbours' owners reload too.
 func (w *Watcher) event(name string) {
-	dir := filepath.Dir(filepath.Clean(name))
+	name = filepath.Clean(name)
+	dir := filepath.Dir(name)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for path, f := range w.files {
 		if filepath.Dir(path) != dir {
 			continue
 		}
-		w.schedule(path, f, true)
+		w.schedule(path, f, path == name)
 	}
 }
 

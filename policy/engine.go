@@ -97,6 +97,11 @@ func (p *Policy) run(ph Phase, s *State) error {
 			continue
 		}
 		for _, a := range r.actions {
+			var res *exchange.Response
+			var fwd string
+			if s.X != nil {
+				res, fwd = s.X.Res, s.X.ForwardInternal
+			}
 			err := a.run(s)
 			s.Invalidate()
 			if err != nil {
@@ -115,7 +120,7 @@ func (p *Policy) run(ph Phase, s *State) error {
 			}
 			// An action that answered in the request phase (a plugin, a
 			// custom response) ends it as well.
-			if ph == OnHTTPRequest && s.X != nil && (s.X.Res != nil || s.X.ForwardInternal != "") {
+			if ph == OnHTTPRequest && s.X != nil && (s.X.Res != res || s.X.ForwardInternal != fwd) {
 				return nil
 			}
 		}

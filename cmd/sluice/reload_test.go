@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func simpleConfig(upstream string) string {
+	return fmt.Sprintf(`
+admin: 127.0.0.1:0
+log: {format: json}
+endpoints:
+  - url: http://:80
+    listen: 127.0.0.1:0
+    upstream: %s
+`, upstream)
+}
+
+// Rewriting the config file reloads it without cutting a request in
+// flight; new requests see the new config. A broken file in between logs
+// one error with file:line:col and changes nothing.
+func TestReloadOnFileChange(t *testing.T) {
+	t.Parallel()
+	oldB, newB := newBackend(t, "old"), newBackend(t, "new")
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, simpleConfig(oldB.addr()))
+	p := start(t, "serve", "-c", cfg)
+	addr := p.addr("127.0.0.1:0")
+
+	slow := startSlow(t, oldB, addr, "")
+
+	// A broken file: one error line naming the position, old config stays.
+	n := p.nLines()
+	writeConfig(t, dir, simpleConfig(newB.addr())+"    upstreamz: 1\n")
+	l, _ := p.waitLog(n, "config reload failed", msg("config reload failed; the running config stays"))
+	if e, _ := l["err"].(string); !regexp.MustCompile(`sluice\.yaml:8:5: unknown key "upstreamz"`).MatchString(e) {
+		t.Errorf("error lacks file:line:col: %q", e)
+	}
+	if code, body, _ := get(t, addr, "", "/x"); code != 200 || body != "old /x" {
+		t.Errorf("after broken config: %d %q, want the old config", code, body)
+	}
+
+	// A good file is applied; the listener (same key) keeps its
+	// connections.
+	n = p.nLines()
+	writeConfig(t, dir, simpleConfig(newB.addr()))
+	p.waitLog(n, "config reloaded", msg("config reloaded"))
+	if code, body, _ := get(t, addr, "", "/x"); code != 200 || body != "new /x" {
+		t.Errorf("after reload: %d %q, want the new backend", code, body)
+	}
+	oldB.unblock()
+	slow.finish(t, oldB)
+
+	if n := p.count(msg("config reload failed; the running config stays")); n != 1 {
+		t.Errorf("%d reload error lines, want exactly 1", n)
+	}
+	_, metrics, _ := get(t, p.adminAddr(), "", "/metrics")
+	for _, want := range []string{`sluice_config_reloads_total{result="failure"} 1`, `sluice_config_reloads_total{result="success"} 1`, "sluice_config_last_reload_successful 1"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// SIGHUP reloads the config file (even unchanged) and the policies.
+func TestReloadOnSIGHUP(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "hup")
+	cfg := writeConfig(t, t.TempDir(), simpleConfig(b.port()))
+	p := start(t, "serve", "-c", cfg)
+	addr := p.addr("127.0.0.1:0")
+	p.waitLog(0, "started", msg("sluice started"))
+	n := p.nLines()
+	p.signal(syscall.SIGHUP)
+	p.waitLog(n, "SIGHUP", msg("SIGHUP: reloading"))
+	p.waitLog(n, "config reloaded", msg("config reloaded"))
+	if code, body, _ := get(t, addr, "", "/after"); code != 200 || body != "hup /after" {
+		t.Errorf("after SIGHUP: %d %q", code, body)
+	}
+}
+
+// SIGTERM: readiness drops, in-flight requests finish, then exit 0.
+func TestSIGTERMDrains(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "drain")
+	cfg := writeConfig(t, t.TempDir(), simpleConfig(b.port()))
+	p := start(t, "serve", "-c", cfg)
+	addr := p.addr("127.0.0.1:0")
+	p.waitLog(0, "started", msg("sluice started"))
+	slow := startSlow(t, b, addr, "")
+
+	p.signal(syscall.SIGTERM)
+	p.waitLog(0, "draining", msg("draining"))
+	if code, _, _ := get(t, p.adminAddr(), "", "/readyz"); code != 503 {
+		t.Errorf("/readyz while draining = %d, want 503", code)
+	}
+	select {
+	case <-p.done:
+		t.Fatal("sluice exited with a request in flight")
+	default:
+	}
+	b.unblock()
+	slow.finish(t, b)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	p.waitLog(0, "stopped", msg("stopped"))
+}

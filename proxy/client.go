@@ -1,0 +1,533 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sluicehq/sluice/exchange"
+	"github.com/sluicehq/sluice/proxy/upstream"
+	"golang.org/x/net/http/httpguts"
+)
+
+// connPool is the HTTP/1.1 client of one upstream target: a bounded LIFO
+// stack of idle connections. LIFO keeps the hot connections hot and lets
+// the cold ones at the bottom expire. No goroutine runs per connection:
+// requests are written and responses read by the handler's goroutine (an
+// upload body is the exception, written concurrently so that upstreams may
+// answer or stream before the upload ends).
+type connPool struct {
+	t       *upstream.Target
+	limits  *Limits
+	tlsConf *tls.Config
+
+	mu     sync.Mutex
+	idle   []*pconn
+	closed bool
+}
+
+// pconn is one upstream connection with its buffers.
+type pconn struct {
+	c      net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	p      *connPool
+	idleAt time.Time
+}
+
+func newConnPool(t *upstream.Target, e *endpoint) *connPool {
+	p := &connPool{t: t, limits: &e.limits}
+	if t.Scheme == "https" {
+		c := e.upTLS.Clone()
+		c.ServerName = t.ServerName
+		c.NextProtos = []string{"http/1.1"}
+		c.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+		p.tlsConf = c
+	}
+	return p
+}
+
+func (p *connPool) get() *pconn {
+	var stale []*pconn
+	var pc *pconn
+	p.mu.Lock()
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if time.Since(c.idleAt) > p.limits.UpstreamIdleTimeout {
+			stale = append(stale, c)
+			continue
+		}
+		pc = c
+		break
+	}
+	p.mu.Unlock()
+	for _, c := range stale {
+		c.c.Close()
+	}
+	return pc
+}
+
+func (p *connPool) put(pc *pconn) {
+	pc.idleAt = time.Now()
+	var evict *pconn
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= p.limits.MaxIdleConnsPerHost {
+		p.mu.Unlock()
+		pc.c.Close()
+		return
+	}
+	// The bottom of the stack is the oldest; drop it once expired so an
+	// idle pool shrinks without a reaper goroutine.
+	if len(p.idle) > 0 && pc.idleAt.Sub(p.idle[0].idleAt) > p.limits.UpstreamIdleTimeout {
+		evict = p.idle[0]
+		copy(p.idle, p.idle[1:])
+		p.idle[len(p.idle)-1] = nil
+		p.idle = p.idle[:len(p.idle)-1]
+	}
+	p.idle = append(p.idle, pc)
+	p.mu.Unlock()
+	if evict != nil {
+		evict.c.Close()
+	}
+}
+
+func (p *connPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.c.Close()
+	}
+}
+
+func (p *connPool) dial(ctx context.Context) (*pconn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.limits.DialTimeout)
+	defer cancel()
+	d := net.Dialer{KeepAlive: 30 * time.Second}
+	c, err := d.DialContext(ctx, p.t.Network, p.t.Addr)
+	if err != nil {
+		return nil, &dialError{err}
+	}
+	if p.tlsConf != nil {
+		tc := tls.Client(c, p.tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, &dialError{err}
+		}
+		c = tc
+	}
+	return &pconn{c: c, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 8<<10), p: p}, nil
+}
+
+func (pc *pconn) close() { pc.c.Close() }
+
+// staleError marks a reused connection that the upstream had closed while
+// idle: nothing of the request was processed, so it is retried on a fresh
+// connection.
+type staleError struct{ err error }
+
+func (e *staleError) Error() string { return e.err.Error() }
+func (e *staleError) Unwrap() error { return e.err }
+
+// roundTrip sends the request to this target and reads the response head.
+func (p *connPool) roundTrip(xs *xstate, upgrade bool) (*exchange.Response, error) {
+	fresh := upgrade // an upgraded connection never returns to the pool
+	for attempt := 0; ; attempt++ {
+		var pc *pconn
+		if !fresh {
+			pc = p.get()
+		}
+		reused := pc != nil
+		if pc == nil {
+			var err error
+			if pc, err = p.dial(xs.x.Ctx); err != nil {
+				return nil, err
+			}
+		}
+		res, err := pc.roundTrip(xs, upgrade, reused)
+		var se *staleError
+		if err != nil && errors.As(err, &se) {
+			if attempt < 2 {
+				fresh = true
+				continue
+			}
+			err = se.err
+		}
+		return res, err
+	}
+}
+
+var (
+	headReq = &http.Request{Method: http.MethodHead}
+	anyReq  = &http.Request{Method: http.MethodGet}
+)
+
+// errBadRequestLine is returned when a policy produced an unsendable request.
+var errBadRequestLine = &exchange.Error{Status: http.StatusInternalServerError, Msg: "policy produced an invalid request"}
+
+func validRequestLine(method, path, host string) bool {
+	if method == "" || !httpguts.ValidHeaderFieldName(method) || path == "" {
+		return false
+	}
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return httpguts.ValidHostHeader(host)
+}
+
+func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool) (*exchange.Response, error) {
+	x := &xs.x
+	req := x.Req
+	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
+	host := req.Host
+	if host == "" {
+		host = pc.p.t.Addr
+	}
+	if !validRequestLine(req.Method, req.Path, host) {
+		pc.p.put(pc)
+		return nil, errBadRequestLine
+	}
+	writeRequestHead(pc.bw, xs, host, upgrade, hasBody)
+	if err := pc.bw.Flush(); err != nil {
+		pc.close()
+		if reused {
+			return nil, &staleError{err}
+		}
+		return nil, err
+	}
+	var bw *bodyWriter
+	if hasBody {
+		bw = &bodyWriter{done: make(chan struct{})}
+		go bw.run(pc, req.Body, req.ContentLength, req.Trailer)
+	}
+
+	// A client that goes away while we wait for the upstream unblocks the
+	// read; no goroutine per request is needed for that.
+	stop := context.AfterFunc(x.Ctx, func() { pc.c.SetReadDeadline(time.Unix(1, 0)) })
+	resp, err := pc.readHead(x.Ctx, x.Req.Method, bw)
+	if !stop() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		pc.close()
+		return nil, &exchange.Error{Status: 499, Msg: "client closed request", Err: x.Ctx.Err()}
+	}
+	if err != nil {
+		pc.close()
+		if bw != nil {
+			select {
+			case <-bw.done:
+				if bw.err != nil && isClientBodyErr(bw.err) {
+					return nil, bw.err
+				}
+			default:
+			}
+			if reused && isStaleRead(err) && bw.cancel() {
+				return nil, &staleError{err}
+			}
+		} else if reused && isStaleRead(err) {
+			return nil, &staleError{err}
+		}
+		return nil, err
+	}
+
+	res := &xs.res
+	*res = exchange.Response{
+		StatusCode:    resp.StatusCode,
+		Header:        resp.Header,
+		ContentLength: resp.ContentLength,
+		Trailer:       resp.Trailer,
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if !upgrade {
+			pc.close()
+			return nil, errors.New("upstream switched protocols without an upgrade request")
+		}
+		xs.upconn = pc
+		return res, nil
+	}
+	b := &xs.h1b
+	*b = h1Body{pc: pc, rc: resp.Body, resp: resp, bw: bw, reuse: !resp.Close && !upgrade}
+	if resp.Body == http.NoBody {
+		b.release(true)
+		return res, nil
+	}
+	res.Body = b
+	return res, nil
+}
+
+// readHead reads the response head, skipping 1xx answers other than 101.
+// ResponseHeaderTimeout counts from the end of the upload.
+func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter) (*http.Response, error) {
+	rht := pc.p.limits.ResponseHeaderTimeout
+	for {
+		for bw != nil && !bw.finished() {
+			// Wait for the first byte without a deadline while the upload
+			// is still running, then with the timeout.
+			pc.c.SetReadDeadline(time.Now().Add(rht))
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if _, err := pc.br.Peek(1); err == nil {
+				break
+			} else if !isTimeout(err) || ctx.Err() != nil {
+				return nil, err
+			}
+		}
+		pc.c.SetReadDeadline(time.Now().Add(rht))
+		req := anyReq
+		if method == http.MethodHead {
+			req = headReq
+		}
+		resp, err := http.ReadResponse(pc.br, req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			continue
+		}
+		pc.c.SetReadDeadline(time.Time{})
+		return resp, nil
+	}
+}
+
+func isStaleRead(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+func isClientBodyErr(err error) bool {
+	var cbe *clientBodyError
+	return errors.As(err, &cbe) || errors.Is(err, errBodyTooLarge)
+}
+
+// writeRequestHead writes the request line and headers straight into the
+// connection's buffer: no header map is cloned.
+func writeRequestHead(bw *bufio.Writer, xs *xstate, host string, upgrade, hasBody bool) {
+	req := xs.x.Req
+	bw.WriteString(req.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(req.Path)
+	if req.RawQuery != "" {
+		bw.WriteByte('?')
+		bw.WriteString(req.RawQuery)
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+	names := connectionNames(req.Header)
+	for k, vv := range req.Header {
+		if skipRequestHeader(k) || (names != nil && listed(names, k)) || !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		for _, v := range vv {
+			if httpguts.ValidHeaderFieldValue(v) {
+				writeHeader(bw, k, v)
+			}
+		}
+	}
+	if hasToken(req.Header, "Te", "trailers") {
+		bw.WriteString("Te: trailers\r\n")
+	}
+	if upgrade {
+		bw.WriteString("Connection: Upgrade\r\n")
+		for _, v := range req.Header["Upgrade"] {
+			if httpguts.ValidHeaderFieldValue(v) {
+				writeHeader(bw, "Upgrade", v)
+			}
+		}
+	}
+	xs.f.write(bw, req.Header)
+	switch {
+	case hasBody && req.ContentLength > 0:
+		var b [20]byte
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(b[:0], req.ContentLength, 10))
+		bw.WriteString("\r\n")
+	case hasBody:
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	case req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
+		bw.WriteString("Content-Length: 0\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+// bodyWriter uploads a request body concurrently with reading the answer.
+type bodyWriter struct {
+	state atomic.Int32 // 0 not started, 1 reading the body, 2 cancelled
+	done  chan struct{}
+	err   error
+}
+
+// cancel stops a writer that has not read any of the body yet; true means
+// the body is untouched and the request may be retried.
+func (w *bodyWriter) cancel() bool {
+	if w.state.CompareAndSwap(0, 2) {
+		return true
+	}
+	return false
+}
+
+func (w *bodyWriter) finished() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *bodyWriter) ok() bool { return w.finished() && w.err == nil }
+
+func (w *bodyWriter) run(pc *pconn, body io.Reader, cl int64, trailer http.Header) {
+	if !w.state.CompareAndSwap(0, 1) {
+		w.err = errors.New("cancelled")
+		close(w.done)
+		return
+	}
+	err := writeBody(pc.bw, body, cl, trailer)
+	if err == nil {
+		err = pc.bw.Flush()
+	}
+	w.err = err
+	close(w.done)
+	if err != nil && isClientBodyErr(err) {
+		// The upstream got a truncated request: unblock the reader.
+		pc.c.Close()
+	}
+}
+
+func writeBody(bw *bufio.Writer, body io.Reader, cl int64, trailer http.Header) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	if cl > 0 {
+		var n int64
+		for n < cl {
+			want := int64(len(buf))
+			if cl-n < want {
+				want = cl - n
+			}
+			nr, err := body.Read(buf[:want])
+			if nr > 0 {
+				if _, werr := bw.Write(buf[:nr]); werr != nil {
+					return werr
+				}
+				n += int64(nr)
+			}
+			if err == io.EOF {
+				if n < cl {
+					return &clientBodyError{io.ErrUnexpectedEOF}
+				}
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var hb [20]byte
+	for {
+		nr, err := body.Read(buf)
+		if nr > 0 {
+			bw.Write(strconv.AppendInt(hb[:0], int64(nr), 16))
+			bw.WriteString("\r\n")
+			bw.Write(buf[:nr])
+			bw.WriteString("\r\n")
+			// Forward each piece as it arrives: streaming uploads.
+			if werr := bw.Flush(); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	bw.WriteString("0\r\n")
+	for k, vv := range trailer {
+		for _, v := range vv {
+			if validField(k, v) {
+				writeHeader(bw, k, v)
+			}
+		}
+	}
+	bw.WriteString("\r\n")
+	return nil
+}
+
+// h1Body streams an HTTP/1.1 upstream body and gives the connection back
+// to the pool once the body was read to its end and the upload finished.
+type h1Body struct {
+	pc    *pconn
+	rc    io.ReadCloser
+	resp  *http.Response
+	bw    *bodyWriter
+	reuse bool
+	done  bool
+}
+
+// upstreamBodyError marks a failure of the upstream while streaming.
+type upstreamBodyError struct{ err error }
+
+func (e *upstreamBodyError) Error() string { return "upstream body: " + e.err.Error() }
+func (e *upstreamBodyError) Unwrap() error { return e.err }
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.release(true)
+	} else if err != nil {
+		b.release(false)
+		err = &upstreamBodyError{err}
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	if !b.done {
+		b.release(false)
+	}
+	return nil
+}
+
+func (b *h1Body) release(ok bool) {
+	b.done = true
+	pc := b.pc
+	b.pc = nil
+	if ok && b.reuse && (b.bw == nil || b.bw.ok()) {
+		pc.p.put(pc)
+	} else {
+		pc.close()
+	}
+}
+
+func (b *h1Body) buffered() int {
+	if b.done {
+		return 0
+	}
+	return b.pc.br.Buffered()
+}
+
+func (b *h1Body) trailer() http.Header { return b.resp.Trailer }

@@ -1,0 +1,469 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/exchange"
+	"github.com/sluicehq/sluice/proxy/upstream"
+)
+
+// xstate is the per-request state, pooled: the exchange the hooks see plus
+// what the proxy needs to finish the request.
+type xstate struct {
+	x     exchange.Exchange
+	req   exchange.Request
+	conn  exchange.Conn // per-request copy when trusted proxies name the client
+	body  *reqBody // nil when the request has no body
+	f     fwd
+	tried [4]*upstream.Target
+
+	target *upstream.Target // the upstream that answered, for End and logs
+	tpool  *upstream.Pool
+	upErr  error  // upstream failure after the response header (passive health)
+	upconn *pconn // upstream connection of a 101 answer, to pipe
+	h1b    h1Body // body reader of an HTTP/1.1 upstream answer
+	res    exchange.Response
+
+	hooked   [5]hookRec // endpoints whose OnRequest ran, for OnResponse/Done
+	nhooked  int
+	closeCon bool // answer with Connection: close (unread body)
+}
+
+type hookRec struct {
+	h      exchange.Hooks
+	ep     *exchange.Endpoint
+	pinned any
+}
+
+var xsPool = sync.Pool{New: func() any { return new(xstate) }}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+var (
+	via11 = []string{"1.1 sluice"}
+	via20 = []string{"2.0 sluice"}
+)
+
+// serveHTTP is the net/http handler of every listener.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.TLS == nil && isH2CUpgrade(r.Header) {
+		s.h2c.ServeHTTP(w, r)
+		return
+	}
+	s.serveRequest(w, r)
+}
+
+// serveRequest handles one request after protocol negotiation.
+func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
+	ci, _ := r.Context().Value(connKey{}).(*connInfo)
+	if ci == nil {
+		http.Error(w, "500 Internal Server Error: connection without state", http.StatusInternalServerError)
+		return
+	}
+	xs := xsPool.Get().(*xstate)
+	abort := s.serveExchange(xs, ci, w, r)
+	// Goroutines that outlive the exchange (upload writers) hold only the
+	// heap-allocated reqBody, never xs, so it can always be pooled.
+	*xs = xstate{}
+	xsPool.Put(xs)
+	if abort {
+		// Close the client connection (h1) or reset the stream (h2): the
+		// response is incomplete or the policy asked for it.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// serveExchange runs one request end to end. It returns true when the
+// client connection/stream must be aborted.
+func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, r *http.Request) (abort bool) {
+	x := &xs.x
+	x.ID = newID()
+	x.Start = time.Now()
+	x.Ctx = r.Context()
+	x.Conn = &ci.conn
+	x.Log = s.log
+	x.Req = &xs.req
+	req := x.Req
+	req.Method = r.Method
+	req.Scheme = "http"
+	if r.TLS != nil {
+		req.Scheme = "https"
+	}
+	req.Host = r.Host
+	req.Path = r.URL.EscapedPath()
+	if req.Path == "" {
+		req.Path = "/"
+	}
+	req.RawQuery = r.URL.RawQuery
+	req.Proto = r.Proto
+	req.Header = r.Header
+	req.ContentLength = r.ContentLength
+	req.Trailer = r.Trailer
+	req.Body = http.NoBody
+	if r.Body != nil && r.Body != http.NoBody {
+		xs.body = &reqBody{rc: r.Body, max: -1}
+		req.Body = xs.body
+	}
+
+	v := s.tbl.Acquire()
+	defer v.Release()
+	var e *endpoint
+	if v != nil {
+		if rt := ci.l.routes(v.Val); rt != nil {
+			host := normHost(r.Host)
+			if ci.tls {
+				e = rt.tls.match(host)
+			} else {
+				e = rt.plain.match(host)
+			}
+		}
+	}
+
+	var err error
+	switch {
+	case v == nil:
+		err = errNotConfigured
+	case e == nil:
+		err = errNoHost
+	default:
+		x.Endpoint = &e.ep
+		s.prepare(xs, ci, e, r)
+		if max := e.limits.MaxBodyBytes; max >= 0 {
+			if xs.body != nil {
+				xs.body.max = max
+			}
+			if r.ContentLength > max {
+				err = errBodyTooLarge
+				xs.closeCon = true
+			}
+		}
+		if err == nil {
+			err = s.run(xs, e, v.Val, 0)
+		}
+	}
+	if errors.Is(err, exchange.ErrCloseConnection) {
+		s.finish(xs, e, r, 0, 0)
+		return true
+	}
+	if err != nil {
+		s.fail(xs, err)
+	}
+	status := x.Res.StatusCode
+	out, werr := s.writeResponse(xs, w, r)
+	if werr != nil {
+		abort = true
+		if xs.upErr == nil && !errors.Is(werr, errClientGone) {
+			xs.upErr = werr
+		}
+	}
+	s.finish(xs, e, r, status, out)
+	return abort
+}
+
+// prepare fills what depends on the endpoint and the peer.
+func (s *Server) prepare(xs *xstate, ci *connInfo, e *endpoint, r *http.Request) {
+	f := &xs.f
+	f.peerIP = ci.peerIP
+	f.proto = xs.req.Scheme
+	f.host = r.Host
+	f.id = xs.x.ID
+	f.via = via11[0]
+	if r.ProtoMajor == 2 {
+		f.via = via20[0]
+	}
+	if len(s.trusted) > 0 && inPrefixes(ci.conn.PeerAddr.Addr(), s.trusted) {
+		f.trusted = true
+		if a, ok := clientFromChain(r.Header, s.trusted); ok {
+			xs.conn = ci.conn
+			xs.conn.ClientAddr = netip.AddrPortFrom(a, 0)
+			xs.x.Conn = &xs.conn
+		}
+	}
+}
+
+// run takes the exchange through endpoint e: its request hooks, then the
+// upstream or a forward-internal endpoint, then its response hooks. On a
+// nil return x.Res is set.
+func (s *Server) run(xs *xstate, e *endpoint, t *table, depth int) error {
+	x := &xs.x
+	rec := -1
+	var err error
+	if e.hooks != nil && xs.nhooked < len(xs.hooked) {
+		x.Endpoint = &e.ep
+		x.Pinned = nil
+		err = callHook(e.hooks.OnRequest, x)
+		rec = xs.nhooked
+		xs.hooked[rec] = hookRec{h: e.hooks, ep: &e.ep, pinned: x.Pinned}
+		xs.nhooked++
+	}
+	if err == nil && x.Res == nil {
+		if fi := x.ForwardInternal; fi != "" {
+			x.ForwardInternal = ""
+			ie := t.internalFor(fi)
+			switch {
+			case depth >= len(xs.hooked)-1:
+				err = errForwardLoop
+			case ie == nil:
+				err = errUnknownForward
+			default:
+				err = s.run(xs, ie, t, depth+1)
+			}
+		} else {
+			err = s.forward(xs, e)
+		}
+	}
+	if errors.Is(err, exchange.ErrCloseConnection) {
+		return err
+	}
+	if err != nil {
+		s.fail(xs, err)
+	}
+	if rec >= 0 {
+		hr := xs.hooked[rec]
+		x.Endpoint, x.Pinned = hr.ep, hr.pinned
+		if err := callHook(e.hooks.OnResponse, x); err != nil {
+			if errors.Is(err, exchange.ErrCloseConnection) {
+				return err
+			}
+			s.fail(xs, err)
+		}
+		xs.hooked[rec].pinned = x.Pinned
+		if x.Res == nil {
+			s.fail(xs, errors.New("policy removed the response"))
+		}
+	}
+	return nil
+}
+
+// fail replaces the response with the answer for err and logs it with the
+// request id. Any upstream body already held is released.
+func (s *Server) fail(xs *xstate, err error) {
+	x := &xs.x
+	if x.Res != nil && x.Res.Body != nil {
+		x.Res.Body.Close()
+	}
+	if xs.upconn != nil {
+		xs.upconn.close()
+		xs.upconn = nil
+	}
+	res, xe := errorResponse(x.ID, err)
+	x.Res = res
+	if xe.Status == http.StatusRequestEntityTooLarge || xe.Status == http.StatusBadRequest {
+		xs.closeCon = true
+	}
+	lvl := slog.LevelInfo
+	if xe.Status >= 500 {
+		lvl = slog.LevelWarn
+	}
+	ep := ""
+	if x.Endpoint != nil {
+		ep = x.Endpoint.ID
+	}
+	s.log.LogAttrs(x.Ctx, lvl, "request failed",
+		slog.String("request_id", x.ID), slog.String("endpoint", ep),
+		slog.Int("status", xe.Status), slog.String("msg", xe.Msg), slog.Any("err", xe.Err))
+}
+
+// callHook runs a policy hook; a panic in it fails the request only.
+func callHook(fn func(*exchange.Exchange) error, x *exchange.Exchange) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &exchange.Error{Status: http.StatusInternalServerError, Msg: "policy failed",
+				Err: errors.New("panic in policy hook")}
+		}
+	}()
+	return fn(x)
+}
+
+// finish runs Done hooks, releases the upstream, records metrics and the
+// access log line.
+func (s *Server) finish(xs *xstate, e *endpoint, r *http.Request, status int, out int64) {
+	x := &xs.x
+	for i := xs.nhooked - 1; i >= 0; i-- {
+		hr := xs.hooked[i]
+		x.Endpoint, x.Pinned = hr.ep, hr.pinned
+		func() {
+			defer func() { _ = recover() }()
+			hr.h.Done(x)
+		}()
+	}
+	if xs.tpool != nil {
+		xs.tpool.End(xs.target, xs.upErr)
+	}
+	d := time.Since(x.Start)
+	var in int64
+	if xs.body != nil {
+		in = xs.body.n.Load()
+	}
+	if e != nil {
+		e.metrics.observe(status, d.Seconds(), in, out)
+	}
+	if s.access != nil {
+		ep, up := "", ""
+		if e != nil {
+			ep = e.ep.ID
+		}
+		if xs.target != nil {
+			up = xs.target.Addr
+		}
+		s.access.LogAttrs(x.Ctx, slog.LevelInfo, "request",
+			slog.String("request_id", x.ID),
+			slog.String("endpoint", ep),
+			slog.String("client_ip", x.Conn.ClientAddr.Addr().String()),
+			slog.String("method", r.Method),
+			slog.String("host", r.Host),
+			slog.String("path", xs.req.Path),
+			slog.String("proto", r.Proto),
+			slog.Int("status", status),
+			slog.Int64("bytes_in", in),
+			slog.Int64("bytes_out", out),
+			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+			slog.String("upstream", up),
+		)
+	}
+}
+
+var errClientGone = errors.New("client went away")
+
+// writeResponse sends x.Res to the client, streaming its body.
+func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Request) (int64, error) {
+	x := &xs.x
+	res := x.Res
+	h := w.Header()
+	names := connectionNames(res.Header)
+	for k, vv := range res.Header {
+		if skipResponseHeader(k) || (names != nil && listed(names, k)) {
+			continue
+		}
+		h[k] = vv
+	}
+	status := res.StatusCode
+	if status < 100 || status > 999 {
+		status = http.StatusBadGateway
+	}
+	if status == http.StatusSwitchingProtocols && xs.upconn != nil {
+		return s.upgrade(xs, w, r)
+	}
+	h["X-Request-Id"] = []string{x.ID}
+	via := via11
+	if r.ProtoMajor == 2 {
+		via = via20
+	}
+	if vv := res.Header["Via"]; len(vv) > 0 {
+		h["Via"] = append(vv[:len(vv):len(vv)], via[0])
+	} else {
+		h["Via"] = via
+	}
+	bodyless := r.Method == http.MethodHead || status == http.StatusNoContent ||
+		status == http.StatusNotModified || status < 200
+	if bodyless {
+		if cl := res.Header["Content-Length"]; cl != nil && status != http.StatusNoContent && status >= 200 {
+			h["Content-Length"] = cl
+		}
+	} else if res.ContentLength >= 0 {
+		h["Content-Length"] = contentLength(res.Header["Content-Length"], res.ContentLength)
+	}
+	if xs.closeCon && r.ProtoMajor == 1 {
+		h["Connection"] = []string{"close"}
+	}
+	w.WriteHeader(status)
+	if bodyless || res.Body == nil {
+		if res.Body != nil {
+			res.Body.Close()
+		}
+		return 0, nil
+	}
+	return copyBody(w, res)
+}
+
+// contentLength reuses the upstream's header value when it says n already.
+func contentLength(cur []string, n int64) []string {
+	var b [20]byte
+	if len(cur) == 1 && cur[0] == string(strconv.AppendInt(b[:0], n, 10)) {
+		return cur
+	}
+	return []string{strconv.FormatInt(n, 10)}
+}
+
+// copyBody streams the response body. Bodies of unknown length and event
+// streams are flushed as soon as the upstream has nothing more buffered, so
+// streaming works without flushing on every small read of a big body.
+func copyBody(w http.ResponseWriter, res *exchange.Response) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	body := res.Body
+	defer body.Close()
+	fl, _ := w.(http.Flusher)
+	stream := res.ContentLength < 0
+	if ct := w.Header()["Content-Type"]; len(ct) > 0 && len(ct[0]) >= 17 && ct[0][:17] == "text/event-stream" {
+		stream = true
+	}
+	bb, _ := body.(interface{ buffered() int })
+	var n int64
+	for {
+		nr, rerr := body.Read(buf)
+		if nr > 0 {
+			nw, werr := w.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, errClientGone
+			}
+			if stream && fl != nil && rerr == nil && (bb == nil || bb.buffered() == 0) {
+				fl.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+	tr := res.Trailer
+	if ts, ok := body.(interface{ trailer() http.Header }); ok {
+		tr = ts.trailer()
+	}
+	if len(tr) > 0 {
+		h := w.Header()
+		for k, vv := range tr {
+			h[http.TrailerPrefix+k] = vv
+		}
+	}
+	return n, nil
+}
+
+// reqBody counts the request body and enforces MaxBodyBytes while it
+// streams (chunked uploads have no declared length to check up front).
+//
+// It is read by upload goroutines that may outlive the exchange, hence
+// heap-allocated per request and atomic counters.
+type reqBody struct {
+	rc      io.ReadCloser
+	n       atomic.Int64
+	max     int64 // <0: unlimited
+	started atomic.Bool
+}
+
+func (b *reqBody) Read(p []byte) (int, error) {
+	b.started.Store(true)
+	n, err := b.rc.Read(p)
+	t := b.n.Add(int64(n))
+	if b.max >= 0 && t > b.max {
+		return n, errBodyTooLarge
+	}
+	if err != nil && err != io.EOF {
+		return n, &clientBodyError{err}
+	}
+	return n, err
+}
+
+func (b *reqBody) Close() error { return b.rc.Close() }

@@ -1,0 +1,429 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluicehq/sluice/exchange"
+	"github.com/sluicehq/sluice/proxy/l4"
+	"github.com/sluicehq/sluice/proxy/upstream"
+)
+
+// listener is one bound socket. Its accept loop classifies each connection
+// (plaintext HTTP, TLS to terminate, TLS to pass through, raw TCP), runs the
+// endpoint's OnConnect, and hands HTTP connections to its net/http server
+// through a channel-fed listener.
+type listener struct {
+	s   *Server
+	key string // listen key; "" = ServeListener (all endpoints)
+	ln  net.Listener
+	hs  *http.Server
+	cl  *chanListener
+
+	wg       sync.WaitGroup // connections still in classification or piping
+	shutOnce sync.Once
+	served   chan struct{} // closed when hs.Serve returned
+}
+
+func (s *Server) newListener(key string, ln net.Listener) *listener {
+	l := &listener{s: s, key: key, ln: ln, served: make(chan struct{})}
+	l.cl = &chanListener{addr: ln.Addr(), ch: make(chan net.Conn), done: make(chan struct{})}
+	lim := s.limits
+	l.hs = &http.Server{
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		ErrorLog:          newStdLogger(s.log),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, infoOf(c))
+		},
+		ConnState: l.connState,
+	}
+	if lim.WriteTimeout > 0 {
+		l.hs.WriteTimeout = lim.WriteTimeout
+	}
+	l.hs.Protocols = new(http.Protocols)
+	l.hs.Protocols.SetHTTP1(true)
+	l.hs.Protocols.SetHTTP2(true)
+	l.hs.Protocols.SetUnencryptedHTTP2(true)
+	l.hs.HTTP2 = &http.HTTP2Config{}
+	return l
+}
+
+// serve runs the accept loop until the listener is closed.
+func (l *listener) serve() {
+	go func() {
+		_ = l.hs.Serve(l.cl)
+		close(l.served)
+	}()
+	var delay time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// EMFILE and friends: back off instead of spinning.
+				if delay == 0 {
+					delay = 5 * time.Millisecond
+				} else if delay < time.Second {
+					delay *= 2
+				}
+				time.Sleep(delay)
+				continue
+			}
+			l.cl.Close()
+			return
+		}
+		delay = 0
+		l.wg.Add(1)
+		go l.handle(c)
+	}
+}
+
+// shutdown stops accepting and drains; at ctx's end it closes the rest.
+func (l *listener) shutdown(ctx context.Context) {
+	l.shutOnce.Do(func() {
+		l.ln.Close()
+		if err := l.hs.Shutdown(ctx); err != nil {
+			l.hs.Close()
+		}
+		waitCtx(ctx, &l.wg)
+	})
+}
+
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+func (l *listener) connState(c net.Conn, st http.ConnState) {
+	ci := infoOf(c)
+	if ci == nil || ci.gauge == nil {
+		return
+	}
+	switch st {
+	case http.StateNew:
+		ci.gauge.Inc()
+	case http.StateHijacked, http.StateClosed:
+		ci.gauge.Dec()
+	}
+}
+
+// routes returns this listener's routes in table t.
+func (l *listener) routes(t *table) *routes {
+	if l.key == "" {
+		return t.merged
+	}
+	return t.binds[l.key]
+}
+
+// handle classifies one accepted connection.
+func (l *listener) handle(c net.Conn) {
+	defer l.wg.Done()
+	s := l.s
+	t, ok := s.tbl.Load()
+	var r *routes
+	if ok {
+		r = l.routes(t)
+	}
+	if r == nil {
+		c.Close()
+		return
+	}
+	ci := newConnInfo(c, l)
+	lim := s.limits
+	switch {
+	case r.tcp != nil:
+		l.pipe(ci, c, r.tcp)
+		return
+	case r.hasTLS():
+		if r.hasPlain() {
+			// Mixed port: TLS records start with 0x16 (handshake).
+			bc := &peekConn{Conn: c, br: bufio.NewReaderSize(c, 1024)}
+			c.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
+			b, err := bc.br.Peek(1)
+			c.SetReadDeadline(time.Time{})
+			if err != nil {
+				c.Close()
+				return
+			}
+			c = bc
+			if b[0] != 0x16 {
+				l.serveHTTP(ci, c, r.plain.first())
+				return
+			}
+		}
+		hello, replay, err := l4.PeekClientHello(c, lim.ReadHeaderTimeout)
+		if err != nil {
+			s.log.Debug("tls: bad client hello", "client", ci.conn.PeerAddr, "err", err)
+			c.Close()
+			return
+		}
+		sni := normHost(hello.ServerName)
+		ci.conn.SNI = hello.ServerName
+		if e := r.passthrough.match(sni); e != nil {
+			l.pipe(ci, replay, e)
+			return
+		}
+		e := r.tls.match(sni)
+		if e == nil {
+			s.log.Debug("tls: no endpoint for server name", "sni", hello.ServerName, "client", ci.conn.PeerAddr)
+			replay.Close()
+			return
+		}
+		ci.conn.Endpoint = &e.ep
+		ci.tls = true
+		if !l.connect(ci, e) {
+			replay.Close()
+			return
+		}
+		tc := tls.Server(&sconn{Conn: replay, ci: ci}, e.tlsConf)
+		tc.SetDeadline(time.Now().Add(lim.ReadHeaderTimeout))
+		if err := tc.Handshake(); err != nil {
+			s.log.Debug("tls handshake failed", "sni", hello.ServerName, "client", ci.conn.PeerAddr, "err", err)
+			tc.Close()
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		st := tc.ConnectionState()
+		ci.conn.TLS = &st
+		l.deliver(tc)
+	default:
+		l.serveHTTP(ci, c, r.plain.first())
+	}
+}
+
+// serveHTTP runs OnConnect for a plaintext connection and hands it to
+// net/http. Before a request arrives the Host is unknown, so OnConnect runs
+// with the port's catch-all endpoint (or its only/first one).
+func (l *listener) serveHTTP(ci *connInfo, c net.Conn, e *endpoint) {
+	if e == nil {
+		c.Close()
+		return
+	}
+	ci.conn.Endpoint = &e.ep
+	if !l.connect(ci, e) {
+		c.Close()
+		return
+	}
+	l.deliver(&sconn{Conn: c, ci: ci})
+}
+
+func (l *listener) deliver(c net.Conn) {
+	select {
+	case l.cl.ch <- c:
+	case <-l.cl.done:
+		c.Close()
+	}
+}
+
+// connect runs the endpoint's OnConnect; false means close the connection.
+func (l *listener) connect(ci *connInfo, e *endpoint) bool {
+	ci.gauge = e.metrics.activeConns()
+	if e.hooks == nil {
+		return true
+	}
+	if err := safeOnConnect(e.hooks, &ci.conn); err != nil {
+		if !errors.Is(err, exchange.ErrCloseConnection) {
+			l.s.log.Info("connection refused by policy", "endpoint", e.ep.ID, "client", ci.conn.ClientAddr, "err", err)
+		}
+		return false
+	}
+	return true
+}
+
+func safeOnConnect(h exchange.Hooks, c *exchange.Conn) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = errors.New("policy panicked in on_tcp_connect")
+		}
+	}()
+	return h.OnConnect(c)
+}
+
+// pipe forwards a tcp:// or tls:// connection to the endpoint's upstream.
+func (l *listener) pipe(ci *connInfo, c net.Conn, e *endpoint) {
+	s := l.s
+	ci.conn.Endpoint = &e.ep
+	if !l.connect(ci, e) {
+		c.Close()
+		return
+	}
+	if g := ci.gauge; g != nil {
+		g.Inc()
+		defer g.Dec()
+	}
+	up, t, err := dialPipe(e)
+	if err != nil {
+		s.log.Warn("upstream connect failed", "endpoint", e.ep.ID, "client", ci.conn.ClientAddr, "err", err)
+		c.Close()
+		return
+	}
+	s.trackHijacked(c, true)
+	s.trackHijacked(up, true)
+	defer s.trackHijacked(c, false)
+	defer s.trackHijacked(up, false)
+	in, out, err := l4.Pipe(s.ctx, c, up, e.limits.IdleTimeout)
+	c.Close()
+	up.Close()
+	e.pool.End(t, nil)
+	if e.metrics != nil {
+		e.metrics.reqBytes.Add(float64(in))
+		e.metrics.resBytes.Add(float64(out))
+	}
+	if err != nil {
+		s.log.Debug("pipe ended", "endpoint", e.ep.ID, "err", err)
+	}
+}
+
+// dialPipe connects to a healthy target, trying the next one on failure.
+func dialPipe(e *endpoint) (net.Conn, *upstream.Target, error) {
+	if e.pool == nil {
+		return nil, nil, errors.New("no upstream configured")
+	}
+	var tried []*upstream.Target
+	for {
+		t, err := e.pool.Pick(tried)
+		if err != nil {
+			return nil, nil, err
+		}
+		e.pool.Begin(t)
+		d := net.Dialer{Timeout: e.limits.DialTimeout}
+		c, err := d.Dial(t.Network, t.Addr)
+		if err == nil {
+			return c, t, nil
+		}
+		e.pool.End(t, err)
+		tried = append(tried, t)
+		if len(tried) >= len(e.pool.Targets()) {
+			return nil, nil, err
+		}
+	}
+}
+
+// connInfo is what the proxy keeps per client connection.
+type connInfo struct {
+	conn   exchange.Conn
+	l      *listener
+	tls    bool
+	peerIP string // PeerAddr's IP as text, computed once for X-Forwarded-For
+	gauge  prometheus.Gauge
+}
+
+// clientAddrer is implemented by connections that know the real client
+// address better than RemoteAddr (tunnel streams).
+type clientAddrer interface {
+	ClientAddr() netip.AddrPort
+}
+
+func newConnInfo(c net.Conn, l *listener) *connInfo {
+	ci := &connInfo{l: l}
+	ci.conn.Start = time.Now()
+	ci.conn.PeerAddr = addrPort(c.RemoteAddr())
+	ci.conn.ServerAddr = addrPort(c.LocalAddr())
+	ci.conn.ClientAddr = ci.conn.PeerAddr
+	if ca, ok := c.(clientAddrer); ok {
+		ci.conn.ClientAddr = ca.ClientAddr()
+		ci.conn.PeerAddr = ci.conn.ClientAddr
+	}
+	ci.peerIP = ci.conn.PeerAddr.Addr().String()
+	ci.conn.ID = "conn_" + newID()
+	return ci
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.AddrPort()
+	case nil:
+		return netip.AddrPort{}
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap
+	}
+	return netip.AddrPort{}
+}
+
+type connKey struct{}
+
+// infoOf finds the connInfo of a connection net/http hands back.
+func infoOf(c net.Conn) *connInfo {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if sc, ok := c.(*sconn); ok {
+		return sc.ci
+	}
+	return nil
+}
+
+// sconn carries the connInfo through net/http (and under crypto/tls).
+type sconn struct {
+	net.Conn
+	ci *connInfo
+}
+
+// CloseWrite keeps half-close working for upgraded connections.
+func (c *sconn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// peekConn replays bytes peeked while classifying a connection.
+type peekConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (c *peekConn) Read(p []byte) (int, error) {
+	if c.br.Buffered() > 0 {
+		return c.br.Read(p)
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *peekConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// chanListener feeds classified connections to a net/http server.
+type chanListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }

@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"fmt"
+)
+
+// table is one complete, immutable routing state built by Apply.
+type table struct {
+	endpoints []*endpoint
+	binds     map[string]*routes  // by listen key
+	internal  map[string]*endpoint // internal endpoints by host
+	merged    *routes              // every non-internal endpoint; for ServeListener
+}
+
+// routes are the endpoints reachable through one listener.
+type routes struct {
+	plain       hostRouter // http:// endpoints
+	tls         hostRouter // https:// endpoints, by SNI then Host
+	passthrough hostRouter // tls:// endpoints, by SNI
+	tcp         *endpoint  // tcp:// endpoint; owns the listener alone
+	tcpMulti    bool
+}
+
+func (r *routes) add(e *endpoint) error {
+	switch e.kind {
+	case kindHTTP:
+		return r.plain.add(e)
+	case kindHTTPS:
+		return r.tls.add(e)
+	case kindTLS:
+		return r.passthrough.add(e)
+	case kindTCP:
+		if r.tcp != nil {
+			r.tcpMulti = true
+			return fmt.Errorf("port already used by tcp endpoint %s", r.tcp.ep.URL)
+		}
+		r.tcp = e
+	}
+	return nil
+}
+
+func (r *routes) hasTLS() bool   { return !r.tls.empty() || !r.passthrough.empty() }
+func (r *routes) hasPlain() bool { return !r.plain.empty() }
+
+func buildTable(eps []*endpoint) (*table, error) {
+	t := &table{
+		endpoints: eps,
+		binds:     map[string]*routes{},
+		internal:  map[string]*endpoint{},
+		merged:    &routes{},
+	}
+	for _, e := range eps {
+		if e.ep.Internal {
+			if o := t.internal[e.host]; o != nil {
+				return nil, fmt.Errorf("endpoint %s: duplicate internal endpoint (also %s)", e.ep.URL, o.ep.URL)
+			}
+			t.internal[e.host] = e
+			continue
+		}
+		r := t.binds[e.bind]
+		if r == nil {
+			r = &routes{}
+			t.binds[e.bind] = r
+		}
+		if err := r.add(e); err != nil {
+			return nil, fmt.Errorf("endpoint %s (listen %s): %w", e.ep.URL, e.bind, err)
+		}
+		if r.tcp != nil && (r.hasTLS() || r.hasPlain()) {
+			return nil, fmt.Errorf("endpoint %s (listen %s): a tcp endpoint cannot share its port", e.ep.URL, e.bind)
+		}
+		if e.kind != kindTCP {
+			// Tunnels carry several ports' endpoints; a duplicate name there
+			// resolves to the first one configured.
+			_ = t.merged.add(e)
+		}
+	}
+	return t, nil
+}
+
+// internalFor finds the internal endpoint of a forward-internal URL.
+func (t *table) internalFor(raw string) *endpoint {
+	p, err := parseEndpointURL(raw)
+	if err != nil {
+		return nil
+	}
+	return t.internal[p.host]
+}
+
+func (t *table) close() {
+	for _, e := range t.endpoints {
+		e.close()
+	}
+}

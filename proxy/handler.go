@@ -21,7 +21,7 @@ type xstate struct {
 	x     exchange.Exchange
 	req   exchange.Request
 	conn  exchange.Conn // per-request copy when trusted proxies name the client
-	body  *reqBody // nil when the request has no body
+	body  *reqBody      // nil when the request has no body
 	f     fwd
 	tried [4]*upstream.Target
 

@@ -7,7 +7,7 @@ import (
 // table is one complete, immutable routing state built by Apply.
 type table struct {
 	endpoints []*endpoint
-	binds     map[string]*routes  // by listen key
+	binds     map[string]*routes   // by listen key
 	internal  map[string]*endpoint // internal endpoints by host
 	merged    *routes              // every non-internal endpoint; for ServeListener
 }

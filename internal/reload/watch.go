@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -34,10 +35,13 @@ type Watcher struct {
 }
 
 type watched struct {
-	onChange func(path string)
-	sig      string // last seen identity of the resolved file
-	timer    *time.Timer
-	force    bool
+	// def is the callback set by Add; subs are Subscribe's, each with its
+	// own identity so that one owner's cancel never drops another's.
+	def   func(path string)
+	subs  []*sub
+	sig   string // last seen identity of the resolved file
+	timer *time.Timer
+	force bool
 }
 
 // NewWatcher creates a Watcher. Run must be called to deliver events.
@@ -59,9 +63,17 @@ func NewWatcher(log *slog.Logger) (*Watcher, error) {
 	}, nil
 }
 
+type sub struct{ fn func(path string) }
+
 // Add watches path and calls onChange (from the Watcher's goroutine, after
 // debouncing) whenever its content or resolved target changes. Adding the
-// same path again replaces the callback.
+// same path again replaces the callback set by Add (not those of
+// Subscribe).
+//
+// Add/Remove keep one callback per path: when several owners watch the same
+// file (two endpoints sharing a certificate or a policy file, or the old
+// and new version of an endpoint during a config reload), they must use
+// Subscribe instead, or one owner's Remove silently ends the other's watch.
 func (w *Watcher) Add(path string, onChange func(path string)) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -69,31 +81,67 @@ func (w *Watcher) Add(path string, onChange func(path string)) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	f, err := w.fileLocked(abs)
+	if err != nil {
+		return err
+	}
+	f.def = onChange
+	return nil
+}
+
+// Subscribe watches path like Add, but independently of any other
+// subscriber of the same path: each subscription lives until its cancel
+// func is called (cancel is idempotent).
+func (w *Watcher) Subscribe(path string, onChange func(path string)) (cancel func(), err error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f, err := w.fileLocked(abs)
+	if err != nil {
+		return nil, err
+	}
+	s := &sub{fn: onChange}
+	f.subs = append(f.subs, s)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			f, ok := w.files[abs]
+			if !ok {
+				return
+			}
+			f.subs = slices.DeleteFunc(f.subs, func(x *sub) bool { return x == s })
+			w.dropIfUnusedLocked(abs, f)
+		})
+	}, nil
+}
+
+// fileLocked returns the entry of abs, creating it (and watching its
+// directory) when needed. Caller holds w.mu.
+func (w *Watcher) fileLocked(abs string) (*watched, error) {
 	if f, ok := w.files[abs]; ok {
-		f.onChange = onChange
-		return nil
+		return f, nil
 	}
 	dir := filepath.Dir(abs)
 	if w.dirs[dir] == 0 {
 		if err := w.fw.Add(dir); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	w.dirs[dir]++
-	w.files[abs] = &watched{onChange: onChange, sig: fileSig(abs)}
-	return nil
+	f := &watched{sig: fileSig(abs)}
+	w.files[abs] = f
+	return f, nil
 }
 
-// Remove stops watching path.
-func (w *Watcher) Remove(path string) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	f, ok := w.files[abs]
-	if !ok {
+// dropIfUnusedLocked stops watching abs once nobody listens. Caller holds
+// w.mu.
+func (w *Watcher) dropIfUnusedLocked(abs string, f *watched) {
+	if f.def != nil || len(f.subs) > 0 {
 		return
 	}
 	if f.timer != nil {
@@ -105,6 +153,23 @@ func (w *Watcher) Remove(path string) {
 		delete(w.dirs, dir)
 		_ = w.fw.Remove(dir)
 	}
+}
+
+// Remove drops the callback Add set for path; subscriptions made with
+// Subscribe are unaffected.
+func (w *Watcher) Remove(path string) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f, ok := w.files[abs]
+	if !ok {
+		return
+	}
+	f.def = nil
+	w.dropIfUnusedLocked(abs, f)
 }
 
 // Run delivers events until ctx is done, then closes the watcher.
@@ -191,9 +256,17 @@ func (w *Watcher) schedule(path string, f *watched, force bool) {
 		changed := sig != f.sig || (f.force && sig != "missing")
 		f.force = false
 		f.sig = sig
-		cb := f.onChange
+		var cbs []func(string)
+		if changed {
+			if f.def != nil {
+				cbs = append(cbs, f.def)
+			}
+			for _, s := range f.subs {
+				cbs = append(cbs, s.fn)
+			}
+		}
 		w.mu.Unlock()
-		if changed && cb != nil {
+		for _, cb := range cbs {
 			cb(path)
 		}
 	})

@@ -261,3 +261,48 @@ func TestPollDetectsChange(t *testing.T) {
 	w.poll()
 	expect(t, ch, "22")
 }
+
+// The config-reload pattern: the new endpoint subscribes to a file before
+// the old one (drained later) cancels; two live endpoints may share a file.
+// Each owner's cancel must end only its own subscription.
+func TestSubscribeIndependentOwners(t *testing.T) {
+	w := startWatcher(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shared.pem")
+	write(t, path, "v1")
+	subscribe := func() (chan string, func()) {
+		ch := make(chan string, 16)
+		cancel, err := w.Subscribe(path, func(p string) {
+			b, _ := os.ReadFile(p)
+			ch <- string(b)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch, cancel
+	}
+	oldCh, oldCancel := subscribe()
+	newCh, newCancel := subscribe()
+	addCh := watch(t, w, path) // Add's callback lives alongside
+
+	write(t, path, "v2")
+	expect(t, oldCh, "v2")
+	expect(t, newCh, "v2")
+	expect(t, addCh, "v2")
+
+	oldCancel() // the old endpoint drained
+	oldCancel() // idempotent
+	w.Remove(path)
+	write(t, path, "v3")
+	expect(t, newCh, "v3")
+	quiet(t, oldCh)
+	quiet(t, addCh)
+
+	newCancel()
+	w.mu.Lock()
+	files, dirs := len(w.files), len(w.dirs)
+	w.mu.Unlock()
+	if files != 0 || dirs != 0 {
+		t.Fatalf("after the last cancel: %d files, %d dirs still watched", files, dirs)
+	}
+}

@@ -41,7 +41,7 @@ type Store struct {
 	mu      sync.Mutex
 	pairs   []Pair
 	watcher *reload.Watcher
-	watched []string
+	watched map[string]func() // file → cancel of its subscription
 	timer   *time.Timer
 	lastErr string // last reload error logged, to log each failure once
 	gen     uint64 // bumped by Load so a slower reload cannot undo it

@@ -345,3 +345,27 @@ func TestCloseStopsReloads(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// Two stores sharing a file (one wildcard certificate on two endpoints, or
+// an endpoint and its replacement during a config reload): closing one
+// must not stop the other's reloads.
+func TestSharedFilesIndependentStores(t *testing.T) {
+	f := setup(t)
+	w := watcher(t)
+	before, _ := newStore(t)
+	after, _ := newStore(t)
+	for _, s := range []*Store{before, after} {
+		if err := s.Load([]Pair{f.a}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Watch(w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before.Close() // the old endpoint drained
+	testcert.Write(t, f.a.Cert, f.a.Key, "shared2.example.com")
+	eventually(t, "the surviving store to reload", hasName(after, "shared2.example.com"))
+	if slices.Contains(before.Names(), "shared2.example.com") {
+		t.Fatal("closed store reloaded")
+	}
+}

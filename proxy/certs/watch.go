@@ -20,24 +20,34 @@ func (s *Store) Watch(w *reload.Watcher) error {
 	return s.watchLocked()
 }
 
-// watchLocked adds the current pairs' files to the watcher and drops the
-// ones no longer used. Caller holds s.mu.
+// watchLocked subscribes to the current pairs' files and cancels the
+// subscriptions of files no longer used. Subscriptions (not Watcher.Add)
+// keep stores sharing a file independent: two endpoints with one wildcard
+// certificate, or an endpoint and its replacement during a config reload.
+// Caller holds s.mu.
 func (s *Store) watchLocked() error {
 	want := map[string]bool{}
 	for _, p := range s.pairs {
 		want[p.Cert], want[p.Key] = true, true
 	}
-	for _, f := range s.watched {
+	for f, cancel := range s.watched {
 		if !want[f] {
-			s.watcher.Remove(f)
+			cancel()
+			delete(s.watched, f)
 		}
 	}
-	s.watched = s.watched[:0]
+	if s.watched == nil {
+		s.watched = map[string]func(){}
+	}
 	for f := range want {
-		if err := s.watcher.Add(f, s.changed); err != nil {
+		if s.watched[f] != nil {
+			continue
+		}
+		cancel, err := s.watcher.Subscribe(f, s.changed)
+		if err != nil {
 			return err
 		}
-		s.watched = append(s.watched, f)
+		s.watched[f] = cancel
 	}
 	return nil
 }
@@ -96,10 +106,8 @@ func (s *Store) Close() {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	if s.watcher != nil {
-		for _, f := range s.watched {
-			s.watcher.Remove(f)
-		}
+	for _, cancel := range s.watched {
+		cancel()
 	}
 	s.watched = nil
 }

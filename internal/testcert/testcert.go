@@ -50,8 +50,16 @@ func Write(t testing.TB, certFile, keyFile string, names ...string) {
 	}
 }
 
-// PEM generates a certificate for names and returns it and its key in PEM.
+// PEM generates a certificate for names, valid from an hour ago for a
+// year, and returns it and its key in PEM.
 func PEM(t testing.TB, names ...string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	return PEMValid(t, time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour), names...)
+}
+
+// PEMValid is PEM with a chosen validity period, for tests of expired or
+// not-yet-valid certificates.
+func PEMValid(t testing.TB, notBefore, notAfter time.Time, names ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
 	if len(names) == 0 {
 		names = []string{"localhost"}
@@ -67,8 +75,8 @@ func PEM(t testing.TB, names ...string) (certPEM, keyPEM []byte) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: names[0], Organization: []string{"sluice test"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,

@@ -54,6 +54,7 @@ type table struct {
 	wildcard map[string]*tls.Certificate // "example.com" for *.example.com
 	def      *tls.Certificate
 	names    []string
+	files    map[*tls.Certificate]string // certificate file, for warnings
 }
 
 // NewStore returns an empty Store; log nil means slog.Default().
@@ -81,6 +82,7 @@ func (s *Store) Load(pairs []Pair) error {
 	s.pairs = slices.Clone(pairs)
 	s.gen++
 	s.cur.Store(t)
+	s.warnValidity(t)
 	s.lastErr = ""
 	if s.watcher != nil {
 		return s.watchLocked()
@@ -92,12 +94,17 @@ func build(pairs []Pair) (*table, error) {
 	if len(pairs) == 0 {
 		return nil, errors.New("certs: no certificate pairs")
 	}
-	t := &table{exact: map[string]*tls.Certificate{}, wildcard: map[string]*tls.Certificate{}}
+	t := &table{
+		exact:    map[string]*tls.Certificate{},
+		wildcard: map[string]*tls.Certificate{},
+		files:    map[*tls.Certificate]string{},
+	}
 	for _, p := range pairs {
 		c, err := loadPair(p)
 		if err != nil {
 			return nil, err
 		}
+		t.files[c] = p.Cert
 		if t.def == nil {
 			t.def = c
 		}
@@ -168,6 +175,28 @@ func checkPEM(data []byte, want string) error {
 		return errors.New("truncated PEM block (file half-written?)")
 	}
 	return nil
+}
+
+// expiryWarning is how close to NotAfter a certificate gets a warning on
+// each load: enough time for a renewal that failed silently to be fixed.
+const expiryWarning = 14 * 24 * time.Hour
+
+// warnValidity logs certificates that are expired, not yet valid or about
+// to expire: serving them still beats serving nothing, but someone should
+// know.
+func (s *Store) warnValidity(t *table) {
+	now := time.Now()
+	for c, file := range t.files {
+		leaf := c.Leaf
+		switch {
+		case now.After(leaf.NotAfter):
+			s.log.Warn("certificate expired", "file", file, "not_after", leaf.NotAfter)
+		case now.Before(leaf.NotBefore):
+			s.log.Warn("certificate not yet valid", "file", file, "not_before", leaf.NotBefore)
+		case leaf.NotAfter.Sub(now) < expiryWarning:
+			s.log.Warn("certificate expires soon", "file", file, "not_after", leaf.NotAfter)
+		}
+	}
 }
 
 // leafNames is the names a certificate answers for: its DNS SANs, or its

@@ -369,3 +369,34 @@ func TestSharedFilesIndependentStores(t *testing.T) {
 		t.Fatal("closed store reloaded")
 	}
 }
+
+func TestValidityWarnings(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	var pairs []Pair
+	for i, v := range [][2]time.Time{
+		{now.Add(-48 * time.Hour), now.Add(-time.Hour)},      // expired
+		{now.Add(time.Hour), now.Add(48 * time.Hour)},        // not yet valid
+		{now.Add(-time.Hour), now.Add(72 * time.Hour)},       // expires soon
+		{now.Add(-time.Hour), now.Add(365 * 24 * time.Hour)}, // fine
+	} {
+		c, k := testcert.PEMValid(t, v[0], v[1], "v"+string(rune('0'+i))+".test")
+		p := Pair{Cert: filepath.Join(dir, "v"+string(rune('0'+i))+".crt"), Key: filepath.Join(dir, "v"+string(rune('0'+i))+".key")}
+		os.WriteFile(p.Cert, c, 0o600)
+		os.WriteFile(p.Key, k, 0o600)
+		pairs = append(pairs, p)
+	}
+	s, logs := newStore(t)
+	if err := s.Load(pairs); err != nil {
+		t.Fatal(err) // still loaded: serving beats refusing
+	}
+	out := logs.String()
+	for _, want := range []string{"certificate expired", "certificate not yet valid", "certificate expires soon"} {
+		if strings.Count(out, want) != 1 {
+			t.Errorf("log has %d %q lines:\n%s", strings.Count(out, want), want, out)
+		}
+	}
+	if strings.Contains(out, "v3.crt") {
+		t.Errorf("valid certificate warned about:\n%s", out)
+	}
+}

@@ -92,6 +92,7 @@ func (s *Store) reload() {
 	s.lastErr = ""
 	s.cur.Store(t)
 	s.log.Info("certificates reloaded", "names", t.names)
+	s.warnValidity(t)
 }
 
 // Close stops watching. GetCertificate keeps serving the last certificates

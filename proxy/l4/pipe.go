@@ -54,7 +54,7 @@ func Pipe(ctx context.Context, a, b net.Conn, idle time.Duration) (aToB, bToA in
 type pipe struct {
 	a, b net.Conn
 	idle time.Duration
-	last atomic.Int64 // UnixNano of the last successful read, either side
+	last atomic.Int64 // UnixNano of the last successful read, either side (idle > 0 only)
 
 	mu     sync.Mutex
 	err    error // first failure; reported to the caller
@@ -102,9 +102,9 @@ func (p *pipe) copy(dst, src net.Conn) int64 {
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
-			now := time.Now()
-			p.last.Store(now.UnixNano())
 			if p.idle > 0 {
+				now := time.Now()
+				p.last.Store(now.UnixNano())
 				// A peer that stops reading must not pin the pipe forever.
 				_ = dst.SetWriteDeadline(now.Add(p.idle))
 			}

@@ -222,7 +222,15 @@ func (c *compiler) exprAt(src string, n *yaml.Node, base int, wantBool bool) (*E
 		var errs []error
 		for _, e := range iss.Errors() {
 			off := offsetIn(src, e.Location.Line(), e.Location.Column())
-			errs = append(errs, c.errAt(n, at(off), "CEL: "+firstLine(e.Message)))
+			msg := "CEL: " + firstLine(e.Message)
+			// "undeclared reference to 'req'" for req.nosuch: name the
+			// whole unknown variable instead.
+			if strings.HasPrefix(e.Message, "undeclared reference to ") {
+				if name := qualifiedName(src, off); strings.Contains(name, ".") {
+					msg = fmt.Sprintf("CEL: unknown variable %q", name)
+				}
+			}
+			errs = append(errs, c.errAt(n, at(off), msg))
 		}
 		return nil, errors.Join(errs...)
 	}
@@ -287,6 +295,23 @@ func nameStart(src string, off int) int {
 		break
 	}
 	return off
+}
+
+// qualifiedName returns the dotted identifier starting at off.
+func qualifiedName(src string, off int) string {
+	end := off
+	for end < len(src) {
+		ch := src[end]
+		if ch == '.' || ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' {
+			end++
+			continue
+		}
+		break
+	}
+	if off > end {
+		return ""
+	}
+	return strings.TrimRight(src[off:end], ".")
 }
 
 func firstLine(s string) string {

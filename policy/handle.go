@@ -27,6 +27,8 @@ type Handle struct {
 	src    [sha256.Size]byte
 	active string // hash labelled active in the metrics
 	closed atomic.Bool
+
+	reloaded func(error) // tests: told of every watcher-triggered reload
 }
 
 // NewFileHandle loads the policy file at path (an error if it is broken)
@@ -110,10 +112,14 @@ func (h *Handle) Reload() error {
 }
 
 func (h *Handle) watchReload() {
-	if err := h.Reload(); err != nil {
+	err := h.Reload()
+	if err != nil {
 		// One line: the joined errors are rendered with "; " between them.
 		h.opts.log().Error("policy reload failed; keeping the running version",
 			"file", h.name, "err", oneLine(err))
+	}
+	if h.reloaded != nil {
+		h.reloaded(err)
 	}
 }
 

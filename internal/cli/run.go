@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,7 @@ type runner struct {
 	mu       sync.Mutex // serialises reloads
 	cfg      *config.Config
 	sum      [32]byte                  // of the config file last applied
+	failed   [32]byte                  // of the last file that failed: logged once
 	policies map[string]*policy.Handle // by policyKey, of the current config
 }
 
@@ -195,14 +197,17 @@ func (r *runner) reload(all bool) {
 		if err := r.reloadConfig(all); err != nil {
 			r.reloads.WithLabelValues("failure").Inc()
 			r.lastOK.Set(0)
-			r.log.Error("config reload failed; the running config stays", "file", r.o.file, "err", err)
+			// One line even when the file has several problems.
+			r.log.Error("config reload failed; the running config stays", "file", r.o.file,
+				"err", strings.ReplaceAll(err.Error(), "\n", "; "))
 			return
 		}
 	}
 	if all {
 		for key, h := range r.policies {
 			if err := h.Reload(); err != nil {
-				r.log.Error("policy reload failed; the running policy stays", "policy", key, "err", err)
+				r.log.Error("policy reload failed; keeping the running version",
+					"file", strings.TrimPrefix(key, "file:"), "err", strings.ReplaceAll(err.Error(), "\n", "; "))
 			}
 		}
 	}
@@ -214,16 +219,20 @@ func (r *runner) reloadConfig(force bool) error {
 		return err
 	}
 	sum := sha256.Sum256(data)
-	if sum == r.sum && !force {
-		return nil // touched or saved unchanged
+	if (sum == r.sum || sum == r.failed) && !force {
+		// Touched, saved unchanged, or a second event for a broken version
+		// already reported: one error per broken version, not per event.
+		return nil
 	}
 	cfg, err := config.Parse(r.o.file, data, os.LookupEnv)
+	if err == nil {
+		err = r.apply(cfg)
+	}
 	if err != nil {
+		r.failed = sum
 		return err
 	}
-	if err := r.apply(cfg); err != nil {
-		return err
-	}
+	r.failed = [32]byte{}
 	r.sum = sum
 	r.reloads.WithLabelValues("success").Inc()
 	r.lastOK.Set(1)

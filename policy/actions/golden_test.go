@@ -24,6 +24,7 @@ import (
 // golden is an expectation file beside a policy taken unchanged from
 // ngrok's documentation (testdata/ngrok/<action>-<n>.yaml).
 type golden struct {
+	Policy  string `yaml:"policy"` // relative to this file; default <name>.yaml
 	Source  string `yaml:"source"`
 	Note    string `yaml:"note"`
 	Request struct {
@@ -47,6 +48,7 @@ type golden struct {
 		Status                int               `yaml:"status"`
 		Headers               map[string]string `yaml:"headers"`
 		HeadersPresent        []string          `yaml:"headers_present"`
+		HeadersAbsent         []string          `yaml:"headers_absent"`
 		Body                  *string           `yaml:"body"`
 		BodyRegexp            string            `yaml:"body_regexp"`
 		DecodedBodyLength     int               `yaml:"decoded_body_length"`
@@ -72,8 +74,14 @@ type outcome struct {
 	x        *exchange.Exchange
 }
 
-func TestNgrokDocExamples(t *testing.T) {
-	files, err := filepath.Glob("testdata/ngrok/*.expect.yaml")
+func TestNgrokDocExamples(t *testing.T) { runGoldenDir(t, "testdata/ngrok") }
+
+// TestExamplePolicies checks the behaviour of examples/policies through the
+// expectations in testdata/examples.
+func TestExamplePolicies(t *testing.T) { runGoldenDir(t, "testdata/examples") }
+
+func runGoldenDir(t *testing.T, dir string) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.expect.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden files: %v", err)
 	}
@@ -91,6 +99,9 @@ func TestNgrokDocExamples(t *testing.T) {
 				t.Fatalf("%s: %v", exp, err)
 			}
 			polFile := strings.TrimSuffix(exp, ".expect.yaml") + ".yaml"
+			if g.Policy != "" {
+				polFile = filepath.Join(filepath.Dir(exp), g.Policy)
+			}
 			src, err := os.ReadFile(polFile)
 			if err != nil {
 				t.Fatal(err)
@@ -239,6 +250,11 @@ func checkGolden(t *testing.T, g *golden, out outcome, logs string) {
 	for k, v := range e.Headers {
 		if got := x.Res.Header.Get(k); got != v {
 			t.Errorf("response header %s = %q, want %q", k, got, v)
+		}
+	}
+	for _, k := range e.HeadersAbsent {
+		if v := x.Res.Header.Values(k); len(v) > 0 {
+			t.Errorf("response header %s = %q, want none", k, v)
 		}
 	}
 	for _, k := range e.HeadersPresent {

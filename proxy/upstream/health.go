@@ -13,8 +13,9 @@ import (
 
 // Start runs active health checks until ctx is done or Close is called:
 // one goroutine owned by the pool, checking all targets concurrently once
-// per Interval (the first round immediately). Without a HealthCheck it does
-// nothing. Calling it again is a no-op.
+// per Interval (the first round immediately). Targets start healthy, as in
+// nginx, so traffic flows before the first verdict. Without a HealthCheck
+// it does nothing. Calling it again, or after Close, is a no-op.
 func (p *Pool) Start(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -171,7 +171,9 @@ func (p *Pool) Targets() []*Target { return p.targets }
 // OnHealthChange registers fn to be told about every health transition
 // (active check verdicts, passive ejection and its end). Call it before
 // Start. fn must not block: it runs on the checker goroutine or, for
-// passive ejection, on the request path.
+// passive ejection, on the request path. The end of a passive ejection is
+// reported when the next Pick notices it, so an idle pool may report it
+// late.
 func (p *Pool) OnHealthChange(fn func(t *Target, healthy bool)) {
 	p.mu.Lock()
 	p.onChange = fn

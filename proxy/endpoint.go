@@ -171,7 +171,7 @@ func (s *Server) buildEndpoint(cfg EndpointConfig) (_ *endpoint, err error) {
 		}
 	}
 	e.h2 = newH2Transports(e)
-	if p.kind == kindHTTPS {
+	if p.kind == kindHTTPS && !p.internal {
 		if len(cfg.TLS) == 0 {
 			return nil, errors.New("https endpoint needs tls cert and key")
 		}

@@ -120,7 +120,12 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 		if rt := ci.l.routes(v.Val); rt != nil {
 			host := normHost(r.Host)
 			if ci.tls {
-				e = rt.tls.match(host)
+				// The Host chooses among the port's https endpoints; a Host
+				// that names none (an IP, a stale name) falls back to the
+				// endpoint the SNI chose.
+				if e = rt.tls.match(host); e == nil {
+					e = rt.tls.match(ci.sni)
+				}
 			} else {
 				e = rt.plain.match(host)
 			}

@@ -3,14 +3,29 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/exchange"
+	"github.com/sluicehq/sluice/proxy/certs"
+	"github.com/sluicehq/sluice/proxy/upstream"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -95,3 +110,82 @@ func raw(t testing.TB, address, data string) string {
 	b, _ := io.ReadAll(bufio.NewReader(c))
 	return string(b)
 }
+
+// hooks is a scriptable exchange.Hooks.
+type hooks struct {
+	connect  func(*exchange.Conn) error
+	request  func(*exchange.Exchange) error
+	response func(*exchange.Exchange) error
+	done     atomic.Int32
+}
+
+func (h *hooks) OnConnect(c *exchange.Conn) error {
+	if h.connect != nil {
+		return h.connect(c)
+	}
+	return nil
+}
+
+func (h *hooks) OnRequest(x *exchange.Exchange) error {
+	if h.request != nil {
+		return h.request(x)
+	}
+	return nil
+}
+
+func (h *hooks) OnResponse(x *exchange.Exchange) error {
+	if h.response != nil {
+		return h.response(x)
+	}
+	return nil
+}
+
+func (h *hooks) Done(x *exchange.Exchange) { h.done.Add(1) }
+
+// selfSigned writes a certificate for names (and 127.0.0.1) and its key to
+// files and returns them with a pool that trusts it.
+func selfSigned(t testing.TB, names ...string) (certs.Pair, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: names[0]},
+		DNSNames:              names,
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := certs.Pair{Cert: filepath.Join(dir, "c.pem"), Key: filepath.Join(dir, "k.pem")}
+	os.WriteFile(p.Cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(p.Key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return p, pool
+}
+
+func tlsCert(t testing.TB, p certs.Pair) tls.Certificate {
+	c, err := tls.LoadX509KeyPair(p.Cert, p.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func up(urls ...string) upstream.Config { return upstream.Config{URLs: urls} }

@@ -44,7 +44,7 @@ func (s *Server) newListener(key string, ln net.Listener) *listener {
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ErrorLog:          newStdLogger(s.log),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, connKey{}, infoOf(c))
+			return withConn(ctx, infoOf(c))
 		},
 		ConnState: l.connState,
 	}
@@ -186,6 +186,7 @@ func (l *listener) handle(c net.Conn) {
 		}
 		ci.conn.Endpoint = &e.ep
 		ci.tls = true
+		ci.sni = sni
 		if !l.connect(ci, e) {
 			replay.Close()
 			return
@@ -319,6 +320,7 @@ type connInfo struct {
 	conn   exchange.Conn
 	l      *listener
 	tls    bool
+	sni    string // normalised SNI of a terminated TLS connection
 	peerIP string // PeerAddr's IP as text, computed once for X-Forwarded-For
 	gauge  prometheus.Gauge
 }
@@ -358,6 +360,10 @@ func addrPort(a net.Addr) netip.AddrPort {
 }
 
 type connKey struct{}
+
+func withConn(ctx context.Context, ci *connInfo) context.Context {
+	return context.WithValue(ctx, connKey{}, ci)
+}
 
 // infoOf finds the connInfo of a connection net/http hands back.
 func infoOf(c net.Conn) *connInfo {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/policy"
@@ -36,10 +37,12 @@ import (
 //
 // The window is sliding: the count is the current fixed window plus the
 // previous one weighted by how much of it still overlaps the last `rate`.
-// Refused requests do not count. Counters live in this sluice process (one
-// table per rate-limit action, memory bounded: idle buckets are dropped, and
-// beyond 131072 live buckets the least recently used is forgotten) and
-// start empty when the policy is reloaded. Result variables:
+// Refused requests do not count. Counters live in this sluice process, in a
+// table shared by every rate-limit action with the same name, capacity,
+// rate and bucket_key (so they survive a policy reload, and two endpoints
+// may share a limit on purpose). Memory is bounded: idle buckets are
+// dropped, and beyond 131072 live buckets the least recently used is
+// forgotten. Result variables:
 // actions.ngrok.rate_limit.bucket_key, .limited, .error.code, .error.message.
 type RateLimit struct {
 	Name      string         `yaml:"name"`
@@ -50,7 +53,8 @@ type RateLimit struct {
 	BucketKey []*policy.Expr `yaml:"bucket_key"`
 
 	enforce bool
-	table   *windowTable
+	table   *sharedTable
+	once    sync.Once
 }
 
 func newRateLimit(c *policy.Config) (policy.Action, error) {
@@ -84,7 +88,11 @@ func newRateLimit(c *policy.Config) (policy.Action, error) {
 		}
 	}
 	a.enforce = a.Enforce == nil || *a.Enforce
-	a.table = newWindowTable(a.Rate, a.Capacity, 0)
+	srcs := make([]string, len(a.BucketKey))
+	for i, e := range a.BucketKey {
+		srcs[i] = e.Source()
+	}
+	a.table = acquireTable(a.Name, a.Capacity, a.Rate, srcs)
 	return a, nil
 }
 
@@ -161,8 +169,13 @@ func writeKeyPart(b *strings.Builder, v any) {
 	}
 }
 
-// Close stops the table's janitor once the policy version is drained.
-func (a *RateLimit) Close() error { return a.table.Close() }
+// Close releases the counter table once the policy version is drained; the
+// table lives on while a newer version's identical action still uses it.
+func (a *RateLimit) Close() error {
+	var err error
+	a.once.Do(func() { err = a.table.release() })
+	return err
+}
 
 func init() {
 	policy.Register(policy.Spec{

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/policy"
@@ -97,5 +98,48 @@ func TestRateLimitConfigErrors(t *testing.T) {
 	} {
 		_, err := build(t, "rate-limit", policy.OnHTTPRequest, tt.config)
 		wantErr(t, err, tt.want)
+	}
+}
+
+// TestRateLimitSurvivesReload builds the action twice, as a reload does
+// (new version first, old closed after draining), and checks the counters
+// carry over, while a changed capacity starts a fresh table.
+func TestRateLimitSurvivesReload(t *testing.T) {
+	cfg := "{name: reload test, algorithm: sliding_window, capacity: 2, rate: 60s, bucket_key: [conn.client_ip]}"
+	newAct := func(cfg string) *RateLimit {
+		a, err := build(t, "rate-limit", policy.OnHTTPRequest, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.(*RateLimit)
+	}
+	limited := func(a *RateLimit) bool {
+		s := newState(t, policy.OnHTTPRequest, "GET", "https://example.com/", "192.0.2.50:1")
+		if err := a.Run(s); err != nil {
+			t.Fatal(err)
+		}
+		return s.X.Res != nil
+	}
+	v1 := newAct(cfg)
+	limited(v1)
+	limited(v1)
+	v2 := newAct(cfg) // reload: built before v1 is closed
+	v1.Close()
+	v1.Close() // idempotent: must not drop v2's reference
+	if !limited(v2) {
+		t.Fatal("counters reset by the reload")
+	}
+	v3 := newAct(strings.Replace(cfg, "capacity: 2", "capacity: 3", 1))
+	if limited(v3) {
+		t.Fatal("a different capacity shares the old table")
+	}
+	v2.Close()
+	v3.Close()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	for k := range sharedTables {
+		if strings.HasPrefix(k, "reload test\x00") {
+			t.Errorf("table %q still registered after its last Close", k)
+		}
 	}
 }

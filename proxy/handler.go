@@ -379,6 +379,13 @@ func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Reques
 	if xs.closeCon && r.ProtoMajor == 1 {
 		h["Connection"] = []string{"close"}
 	}
+	if len(res.Trailer) > 0 && !bodyless {
+		// Declared up front so that net/http chunks the body instead of
+		// computing a Content-Length that leaves no room for trailers.
+		for k := range res.Trailer {
+			h["Trailer"] = append(h["Trailer"], k)
+		}
+	}
 	w.WriteHeader(status)
 	if bodyless || res.Body == nil {
 		if res.Body != nil {

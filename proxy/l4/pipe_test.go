@@ -294,3 +294,58 @@ func TestPipeNoGoroutineLeak(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// BenchmarkPipe measures one-way throughput through Pipe over loopback TCP
+// (client → Pipe → discarding upstream).
+func BenchmarkPipe(b *testing.B) {
+	for _, idle := range []time.Duration{0, time.Minute} {
+		b.Run(fmt.Sprintf("idle=%v", idle), func(b *testing.B) {
+			sink, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sink.Close()
+			go func() {
+				c, err := sink.Accept()
+				if err == nil {
+					io.Copy(io.Discard, c)
+					c.Close()
+				}
+			}()
+			front, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer front.Close()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				a, err := front.Accept()
+				if err != nil {
+					return
+				}
+				up, err := net.Dial("tcp", sink.Addr().String())
+				if err != nil {
+					return
+				}
+				Pipe(context.Background(), a, up, idle)
+			}()
+			c, err := net.Dial("tcp", front.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			chunk := make([]byte, 64<<10)
+			b.SetBytes(int64(len(chunk)))
+			b.ResetTimer()
+			for range b.N {
+				if _, err := c.Write(chunk); err != nil {
+					b.Fatal(err)
+				}
+			}
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, c)
+			<-done
+			c.Close()
+		})
+	}
+}

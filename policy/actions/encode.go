@@ -2,6 +2,7 @@ package actions
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"strconv"
 	"strings"
@@ -107,14 +108,21 @@ func negotiate(acceptEncoding []string, allowed []string) string {
 // buffer (the upstream paused: SSE, long polling, chunked progress) the
 // encoder is flushed so the client sees those bytes now rather than when
 // more data arrives.
+//
+// Close may come from another goroutine while a Read is blocked on src (a
+// client that went away): the mutex is not held across src.Read, and the
+// encoder goes back to its pool only once no Read can touch it.
 type compressBody struct {
-	src    io.ReadCloser
-	pool   *sync.Pool
-	enc    encoder
-	out    bytes.Buffer
-	in     []byte
-	srcErr error // sticky error from src (io.EOF once drained)
-	closed bool
+	src  io.ReadCloser
+	pool *sync.Pool
+	in   []byte
+
+	mu      sync.Mutex
+	enc     encoder
+	out     bytes.Buffer
+	srcErr  error // sticky error from src (io.EOF once drained)
+	reading bool
+	closed  bool
 }
 
 const compressChunk = 32 << 10
@@ -127,45 +135,63 @@ func newCompressBody(src io.ReadCloser, coding string) *compressBody {
 }
 
 func (b *compressBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	for b.out.Len() == 0 {
+		if b.closed {
+			return 0, io.ErrClosedPipe
+		}
 		if b.srcErr != nil {
 			return 0, b.srcErr
 		}
-		if b.enc == nil {
+		if b.reading {
+			return 0, errors.New("compress-response: concurrent Read")
+		}
+		b.reading = true
+		b.mu.Unlock()
+		n, err := b.src.Read(b.in)
+		b.mu.Lock()
+		b.reading = false
+		if b.closed {
+			b.release()
 			return 0, io.ErrClosedPipe
 		}
-		n, err := b.src.Read(b.in)
-		if n > 0 {
-			if _, werr := b.enc.Write(b.in[:n]); werr != nil {
-				b.srcErr = werr
-				b.release()
-				continue
-			}
-		}
-		switch {
-		case err == io.EOF:
-			if cerr := b.enc.Close(); cerr != nil {
-				b.srcErr = cerr
-			} else {
-				b.srcErr = io.EOF
-			}
-			b.release()
-		case err != nil:
-			// Hand the upstream's error on unchanged: the proxy decides
-			// what a truncated body means for the client.
-			b.srcErr = err
-			b.release()
-		case n > 0 && n < len(b.in):
-			if ferr := b.enc.Flush(); ferr != nil {
-				b.srcErr = ferr
-				b.release()
-			}
-		}
+		b.consume(n, err)
 	}
 	return b.out.Read(p)
 }
 
+// consume feeds what src returned to the encoder. Called with mu held.
+func (b *compressBody) consume(n int, err error) {
+	if n > 0 {
+		if _, werr := b.enc.Write(b.in[:n]); werr != nil {
+			b.srcErr = werr
+			b.release()
+			return
+		}
+	}
+	switch {
+	case err == io.EOF:
+		b.srcErr = io.EOF
+		if cerr := b.enc.Close(); cerr != nil {
+			b.srcErr = cerr
+		}
+		b.release()
+	case err != nil:
+		// Hand the upstream's error on unchanged: the proxy decides what a
+		// truncated body means for the client.
+		b.srcErr = err
+		b.release()
+	case n > 0 && n < len(b.in):
+		if ferr := b.enc.Flush(); ferr != nil {
+			b.srcErr = ferr
+			b.release()
+		}
+	}
+}
+
 // release returns the encoder to its pool once it will not be used again.
+// Called with mu held.
 func (b *compressBody) release() {
 	if b.enc != nil {
 		b.enc.Reset(io.Discard)
@@ -175,13 +201,15 @@ func (b *compressBody) release() {
 }
 
 func (b *compressBody) Close() error {
+	b.mu.Lock()
 	if b.closed {
+		b.mu.Unlock()
 		return nil
 	}
 	b.closed = true
-	b.release()
-	if b.srcErr == nil {
-		b.srcErr = io.ErrClosedPipe
+	if !b.reading {
+		b.release()
 	}
-	return b.src.Close()
+	b.mu.Unlock()
+	return b.src.Close() // unblocks a Read waiting on src
 }

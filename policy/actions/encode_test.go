@@ -149,3 +149,24 @@ func TestCompressBodySourceError(t *testing.T) {
 		t.Fatal("source not closed")
 	}
 }
+
+// TestCompressBodyCloseDuringRead closes the body from another goroutine
+// while a Read waits on the upstream, as the proxy does when the client
+// goes away; run with -race.
+func TestCompressBodyCloseDuringRead(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		pr, pw := io.Pipe()
+		cb := newCompressBody(pr, "gzip")
+		done := make(chan error, 1)
+		go func() {
+			_, err := io.ReadAll(cb)
+			done <- err
+		}()
+		pw.Write([]byte("partial"))
+		cb.Close()
+		if err := <-done; err == nil {
+			t.Fatal("read after close succeeded")
+		}
+		cb.Close()
+	}
+}

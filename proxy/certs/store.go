@@ -85,7 +85,11 @@ func (s *Store) Load(pairs []Pair) error {
 	s.warnValidity(t)
 	s.lastErr = ""
 	if s.watcher != nil {
-		return s.watchLocked()
+		if err := s.watchLocked(); err != nil {
+			// Unlike a bad file this cannot be undone by keeping the old
+			// table: the new certificates are fine, only reloads are not.
+			return fmt.Errorf("certs: loaded, but changes will not be seen: %w", err)
+		}
 	}
 	return nil
 }

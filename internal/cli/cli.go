@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -108,12 +109,19 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice serve: --log-level: %v\n", err)
 		return exitUsage
 	}
-	cfg, err := config.Load(file)
+	data, err := os.ReadFile(file)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return exitFail
 	}
-	o := runOptions{file: file, logFormat: logFormat, logLevel: logLevel}
+	cfg, err := config.Parse(file, data, os.LookupEnv)
+	if err != nil {
+		// One FILE:LINE:COL: message per line, as compilers print them, so
+		// editors can jump to each.
+		fmt.Fprintln(stderr, err)
+		return exitFail
+	}
+	o := runOptions{file: file, logFormat: logFormat, logLevel: logLevel, sum: sha256.Sum256(data)}
 	return run(cfg, o, stdout, stderr)
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"runtime"
@@ -30,9 +31,10 @@ import (
 // runOptions are what `serve` adds to a Config: where it came from (to
 // reload it) and flag overrides.
 type runOptions struct {
-	file      string // "" for http/tcp/tls: nothing to reload but policies
-	logFormat string // overrides log.format when set
-	logLevel  string // overrides log.level when set
+	file      string   // "" for http/tcp/tls: nothing to reload but policies
+	logFormat string   // overrides log.format when set
+	logLevel  string   // overrides log.level when set
+	sum       [32]byte // of the config file's text that cfg came from
 }
 
 // runner owns everything a running sluice holds: the proxy, the admin
@@ -121,9 +123,12 @@ func run(cfg *config.Config, o runOptions, stdout, stderr io.Writer) int {
 		Limits:         proxyLimits(cfg.Limits),
 		Watcher:        r.watch,
 	})
+	r.sum = o.sum
+	// Watch before the first apply: a change saved while sluice starts must
+	// not be missed (it is applied right after the first config).
 	if o.file != "" {
-		if data, err := os.ReadFile(o.file); err == nil {
-			r.sum = sha256.Sum256(data)
+		if err := r.watch.Add(o.file, func(string) { r.reload(false) }); err != nil {
+			log.Warn("config file is not watched; reload with SIGHUP", "file", o.file, "err", err)
 		}
 	}
 	r.mu.Lock()
@@ -139,11 +144,6 @@ func run(cfg *config.Config, o runOptions, stdout, stderr io.Writer) int {
 	r.adm.SetReady(true)
 	log.Info("sluice started", "version", Version, "endpoints", len(cfg.Endpoints))
 
-	if o.file != "" {
-		if err := r.watch.Add(o.file, func(string) { r.reload(false) }); err != nil {
-			log.Warn("config file is not watched; reload with SIGHUP", "file", o.file, "err", err)
-		}
-	}
 	for {
 		select {
 		case <-hup:
@@ -421,20 +421,57 @@ func proxyLimits(l config.Limits) proxy.Limits {
 	}
 }
 
-var applyIndex = regexp.MustCompile(`endpoints\[(\d+)\]`)
+var (
+	applyIndex  = regexp.MustCompile(`endpoints\[(\d+)\]`)
+	applyListen = regexp.MustCompile(`listen (\S+?):? `)
+	applyURL    = regexp.MustCompile(`endpoint (\S+) `)
+)
 
-// locateApplyError prefixes a proxy error naming endpoints[i] with that
-// entry's file:line:col, so it reads like a config error.
+// locateApplyError prefixes a proxy error with the file:line:col of the
+// entry it is about (named by index, listen address or URL), so that it
+// reads like any other config error.
 func locateApplyError(cfg *config.Config, err error) error {
-	m := applyIndex.FindStringSubmatch(err.Error())
-	if m == nil {
-		return err
+	msg := err.Error()
+	if m := applyIndex.FindStringSubmatch(msg); m != nil {
+		if i, _ := strconv.Atoi(m[1]); i < len(cfg.Endpoints) {
+			return fmt.Errorf("%s: %w", endpointPos(cfg, i), err)
+		}
 	}
-	i, _ := strconv.Atoi(m[1])
-	if i >= len(cfg.Endpoints) {
-		return err
+	if m := applyListen.FindStringSubmatch(msg); m != nil {
+		for i := range cfg.Endpoints {
+			if bindOf(&cfg.Endpoints[i]) == m[1] {
+				return fmt.Errorf("%s: %w", endpointPos(cfg, i), err)
+			}
+		}
 	}
-	return fmt.Errorf("%s: %w", endpointPos(cfg, i), err)
+	if m := applyURL.FindStringSubmatch(msg); m != nil {
+		for i := range cfg.Endpoints {
+			if cfg.Endpoints[i].URL == m[1] {
+				return fmt.Errorf("%s: %w", endpointPos(cfg, i), err)
+			}
+		}
+	}
+	return err
+}
+
+// bindOf is the endpoint's listen address as the proxy derives it.
+func bindOf(e *config.Endpoint) string {
+	if e.Listen != "" {
+		return e.Listen
+	}
+	u, err := url.Parse(e.URL)
+	if err != nil {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443", "tls": "443"}[e.Scheme]
+	}
+	host := u.Hostname()
+	if host == "localhost" || net.ParseIP(host) != nil {
+		return net.JoinHostPort(host, port)
+	}
+	return ":" + port
 }
 
 func endpointPos(cfg *config.Config, i int) string {

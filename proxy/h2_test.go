@@ -75,6 +75,7 @@ func TestClientProtocols(t *testing.T) {
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
+	h2c.CloseIdleConnections()
 	if res.Proto != "HTTP/2.0" || !strings.HasPrefix(string(b), "HTTP/1.1") {
 		t.Errorf("h2c prior knowledge: %s %q", res.Proto, b)
 	}

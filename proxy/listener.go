@@ -19,25 +19,38 @@ import (
 
 // listener is one bound socket. Its accept loop classifies each connection
 // (plaintext HTTP, TLS to terminate, TLS to pass through, raw TCP), runs the
-// endpoint's OnConnect, and hands HTTP connections to its net/http server
+// endpoint's OnConnect, and hands HTTP connections to a net/http server
 // through a channel-fed listener.
+//
+// There are two servers: one with h2c prior knowledge enabled, fed only the
+// plaintext connections whose first byte is 'P' (the h2 preface "PRI * ..."
+// or POST/PUT/PATCH), and one without, for all others and for TLS. net/http
+// waits for 24 bytes to rule out the h2 preface, so a short malformed
+// request would otherwise get no answer until the header timeout.
 type listener struct {
 	s   *Server
 	key string // listen key; "" = ServeListener (all endpoints)
 	ln  net.Listener
-	hs  *http.Server
+	hs  *http.Server // h1, h2 over TLS
 	cl  *chanListener
+	hsc *http.Server // h1 and h2c prior knowledge
+	clc *chanListener
 
 	wg       sync.WaitGroup // connections still in classification or piping
 	shutOnce sync.Once
-	served   chan struct{} // closed when hs.Serve returned
 }
 
 func (s *Server) newListener(key string, ln net.Listener) *listener {
-	l := &listener{s: s, key: key, ln: ln, served: make(chan struct{})}
-	l.cl = &chanListener{addr: ln.Addr(), ch: make(chan net.Conn), done: make(chan struct{})}
+	l := &listener{s: s, key: key, ln: ln}
+	l.hs, l.cl = l.newHTTPServer(false)
+	l.hsc, l.clc = l.newHTTPServer(true)
+	return l
+}
+
+func (l *listener) newHTTPServer(h2c bool) (*http.Server, *chanListener) {
+	s := l.s
 	lim := s.limits
-	l.hs = &http.Server{
+	hs := &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		IdleTimeout:       lim.IdleTimeout,
@@ -49,22 +62,20 @@ func (s *Server) newListener(key string, ln net.Listener) *listener {
 		ConnState: l.connState,
 	}
 	if lim.WriteTimeout > 0 {
-		l.hs.WriteTimeout = lim.WriteTimeout
+		hs.WriteTimeout = lim.WriteTimeout
 	}
-	l.hs.Protocols = new(http.Protocols)
-	l.hs.Protocols.SetHTTP1(true)
-	l.hs.Protocols.SetHTTP2(true)
-	l.hs.Protocols.SetUnencryptedHTTP2(true)
-	l.hs.HTTP2 = &http.HTTP2Config{}
-	return l
+	hs.Protocols = new(http.Protocols)
+	hs.Protocols.SetHTTP1(true)
+	hs.Protocols.SetHTTP2(true)
+	hs.Protocols.SetUnencryptedHTTP2(h2c)
+	hs.HTTP2 = &http.HTTP2Config{}
+	return hs, &chanListener{addr: l.ln.Addr(), ch: make(chan net.Conn), done: make(chan struct{})}
 }
 
 // serve runs the accept loop until the listener is closed.
 func (l *listener) serve() {
-	go func() {
-		_ = l.hs.Serve(l.cl)
-		close(l.served)
-	}()
+	go l.hs.Serve(l.cl)
+	go l.hsc.Serve(l.clc)
 	var delay time.Duration
 	for {
 		c, err := l.ln.Accept()
@@ -81,6 +92,7 @@ func (l *listener) serve() {
 				continue
 			}
 			l.cl.Close()
+			l.clc.Close()
 			return
 		}
 		delay = 0
@@ -93,9 +105,17 @@ func (l *listener) serve() {
 func (l *listener) shutdown(ctx context.Context) {
 	l.shutOnce.Do(func() {
 		l.ln.Close()
-		if err := l.hs.Shutdown(ctx); err != nil {
-			l.hs.Close()
+		var wg sync.WaitGroup
+		for _, hs := range []*http.Server{l.hs, l.hsc} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := hs.Shutdown(ctx); err != nil {
+					hs.Close()
+				}
+			}()
 		}
+		wg.Wait()
 		waitCtx(ctx, &l.wg)
 	})
 }
@@ -152,17 +172,13 @@ func (l *listener) handle(c net.Conn) {
 	case r.hasTLS():
 		if r.hasPlain() {
 			// Mixed port: TLS records start with 0x16 (handshake).
-			bc := &peekConn{Conn: c, br: bufio.NewReaderSize(c, 1024)}
-			c.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
-			b, err := bc.br.Peek(1)
-			c.SetReadDeadline(time.Time{})
-			if err != nil {
-				c.Close()
+			bc, first := l.peek(c)
+			if bc == nil {
 				return
 			}
 			c = bc
-			if b[0] != 0x16 {
-				l.serveHTTP(ci, c, r.plain.first())
+			if first != 0x16 {
+				l.serveHTTP(ci, c, first, r.plain.first())
 				return
 			}
 		}
@@ -201,16 +217,34 @@ func (l *listener) handle(c net.Conn) {
 		tc.SetDeadline(time.Time{})
 		st := tc.ConnectionState()
 		ci.conn.TLS = &st
-		l.deliver(tc)
+		l.cl.deliver(tc)
 	default:
-		l.serveHTTP(ci, c, r.plain.first())
+		bc, first := l.peek(c)
+		if bc == nil {
+			return
+		}
+		l.serveHTTP(ci, bc, first, r.plain.first())
 	}
+}
+
+// peek reads the first byte of a connection (within the header timeout);
+// nil means the connection was closed.
+func (l *listener) peek(c net.Conn) (net.Conn, byte) {
+	bc := &peekConn{Conn: c, br: bufio.NewReaderSize(c, 16)}
+	c.SetReadDeadline(time.Now().Add(l.s.limits.ReadHeaderTimeout))
+	b, err := bc.br.Peek(1)
+	c.SetReadDeadline(time.Time{})
+	if err != nil {
+		c.Close()
+		return nil, 0
+	}
+	return bc, b[0]
 }
 
 // serveHTTP runs OnConnect for a plaintext connection and hands it to
 // net/http. Before a request arrives the Host is unknown, so OnConnect runs
 // with the port's catch-all endpoint (or its only/first one).
-func (l *listener) serveHTTP(ci *connInfo, c net.Conn, e *endpoint) {
+func (l *listener) serveHTTP(ci *connInfo, c net.Conn, first byte, e *endpoint) {
 	if e == nil {
 		c.Close()
 		return
@@ -220,15 +254,11 @@ func (l *listener) serveHTTP(ci *connInfo, c net.Conn, e *endpoint) {
 		c.Close()
 		return
 	}
-	l.deliver(&sconn{Conn: c, ci: ci})
-}
-
-func (l *listener) deliver(c net.Conn) {
-	select {
-	case l.cl.ch <- c:
-	case <-l.cl.done:
-		c.Close()
+	cl := l.cl
+	if first == 'P' {
+		cl = l.clc
 	}
+	cl.deliver(&sconn{Conn: c, ci: ci})
 }
 
 // connect runs the endpoint's OnConnect; false means close the connection.
@@ -433,3 +463,11 @@ func (l *chanListener) Close() error {
 }
 
 func (l *chanListener) Addr() net.Addr { return l.addr }
+
+func (l *chanListener) deliver(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		c.Close()
+	}
+}

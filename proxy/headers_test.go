@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/exchange"
+)
+
+// echoHeaders answers with the request head as the upstream saw it.
+func echoHeaders(t *testing.T) string {
+	return backend(t, func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		h.Set("Host", r.Host)
+		if r.TransferEncoding != nil {
+			h["Transfer-Encoding"] = r.TransferEncoding
+		}
+		w.Header().Set("Connection", "X-Secret")
+		w.Header().Set("X-Secret", "hop")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.Header().Set("Via", "1.0 backend")
+		json.NewEncoder(w).Encode(h)
+	}).URL
+}
+
+func headersVia(t *testing.T, a string, req string) (http.Header, *http.Response) {
+	t.Helper()
+	c, err := net.Dial("tcp", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte(req))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var h http.Header
+	if err := json.NewDecoder(res.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	return h, res
+}
+
+func TestHopByHopAndForwarded(t *testing.T) {
+	var gotConn *exchange.Conn
+	hk := &hooks{request: func(x *exchange.Exchange) error {
+		c := *x.Conn
+		gotConn = &c
+		return nil
+	}}
+	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up(echoHeaders(t)), Hooks: hk})
+	a := addr(t, s, "127.0.0.1:0")
+	h, res := headersVia(t, a, "GET /x HTTP/1.1\r\nHost: app.test\r\n"+
+		"Connection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 300\r\nProxy-Connection: x\r\n"+
+		"Te: trailers, deflate\r\nUpgrade: foo\r\nProxy-Authorization: x\r\nX-Keep: yes\r\n"+
+		"X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\n"+
+		"X-Request-Id: client-chosen\r\nVia: 1.0 client-proxy\r\n\r\n")
+	for _, k := range []string{"X-Drop", "Keep-Alive", "Proxy-Connection", "Upgrade", "Proxy-Authorization", "Connection"} {
+		if v, ok := h[k]; ok {
+			t.Errorf("hop-by-hop %s reached the upstream: %v", k, v)
+		}
+	}
+	want := map[string]string{
+		"X-Keep":            "yes",
+		"Te":                "trailers",
+		"Host":              "app.test",
+		"X-Forwarded-For":   "127.0.0.1", // untrusted peer: a new chain
+		"Forwarded":         `for=127.0.0.1;host="app.test";proto=http`,
+		"X-Forwarded-Host":  "app.test",
+		"X-Forwarded-Proto": "http",
+		"Via":               "1.0 client-proxy, 1.1 sluice",
+		"X-Request-Id":      res.Header.Get("X-Request-Id"),
+	}
+	for k, v := range want {
+		if got := strings.Join(h[k], "|"); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	if res.Header.Get("X-Secret") != "" || res.Header.Get("Keep-Alive") != "" {
+		t.Errorf("hop-by-hop response headers reached the client: %v", res.Header)
+	}
+	if got := strings.Join(res.Header["Via"], ", "); got != "1.0 backend, 1.1 sluice" {
+		t.Errorf("response Via %q", got)
+	}
+	if gotConn.ClientAddr.Addr().String() != "127.0.0.1" {
+		t.Errorf("client addr %v", gotConn.ClientAddr)
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	var client netip.Addr
+	hk := &hooks{request: func(x *exchange.Exchange) error {
+		client = x.Conn.ClientAddr.Addr()
+		return nil
+	}}
+	s := start(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}},
+		EndpointConfig{URL: "http://:80", Upstream: up(echoHeaders(t)), Hooks: hk})
+	a := addr(t, s, "127.0.0.1:0")
+	h, _ := headersVia(t, a, "GET / HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-For: 203.0.113.9, 10.1.1.1\r\n"+
+		"X-Forwarded-Proto: https\r\nX-Forwarded-Host: public.test\r\nForwarded: for=203.0.113.9\r\n\r\n")
+	if client.String() != "203.0.113.9" {
+		t.Errorf("client from XFF: %v", client)
+	}
+	for k, v := range map[string]string{
+		"X-Forwarded-For":   "203.0.113.9, 10.1.1.1, 127.0.0.1",
+		"X-Forwarded-Proto": "https",
+		"X-Forwarded-Host":  "public.test",
+		"Forwarded":         `for=203.0.113.9, for=127.0.0.1;host="app.test";proto=http`,
+	} {
+		if got := strings.Join(h[k], "|"); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	// Forwarded alone, with an IPv6 node and port.
+	headersVia(t, a, "GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=\"[2001:db8::7]:4711\";proto=https\r\n\r\n")
+	if client.String() != "2001:db8::7" {
+		t.Errorf("client from Forwarded: %v", client)
+	}
+}
+
+func TestPolicyHeaderInjection(t *testing.T) {
+	hk := &hooks{request: func(x *exchange.Exchange) error {
+		x.Req.Header["X-Evil"] = []string{"a\r\nX-Injected: 1"}
+		x.Req.Header["Bad Name"] = []string{"v"}
+		x.Req.Header.Set("X-Good", "fine")
+		return nil
+	}}
+	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up(echoHeaders(t)), Hooks: hk})
+	h, _ := headersVia(t, addr(t, s, "127.0.0.1:0"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if h.Get("X-Injected") != "" || h.Get("X-Evil") != "" || h.Get("X-Good") != "fine" {
+		t.Errorf("upstream saw %v", h)
+	}
+}

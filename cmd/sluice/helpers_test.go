@@ -33,7 +33,13 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	build := exec.Command(goBin, "build", "-o", binary, "-ldflags", "-X main.version=v0.0.0-e2e", ".")
+	args := []string{"build", "-o", binary, "-ldflags", "-X main.version=v0.0.0-e2e"}
+	if os.Getenv("SLUICE_E2E_RACE") != "" {
+		// The binary itself under the race detector (slower; run it before
+		// changing the runner's locking).
+		args = append(args, "-race")
+	}
+	build := exec.Command(goBin, append(args, ".")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building sluice: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -65,8 +71,15 @@ type proc struct {
 // start runs sluice with args (JSON logs are the caller's choice of flag).
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startIn(t, "", args...)
+}
+
+// startIn is start with a working directory.
+func startIn(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, changed: make(chan struct{}), done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
+	p.cmd.Dir = dir
 	p.cmd.Stdout = &syncWriter{w: &p.stdout, mu: &p.mu}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -82,6 +95,9 @@ func start(t *testing.T, args ...string) *proc {
 		default:
 			_ = p.cmd.Process.Kill()
 			<-p.done
+		}
+		if strings.Contains(p.logText(), "WARNING: DATA RACE") {
+			t.Errorf("data race in sluice (SLUICE_E2E_RACE build)")
 		}
 		if t.Failed() {
 			t.Logf("sluice %s stderr:\n%s", strings.Join(args, " "), p.logText())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"syscall"
@@ -108,4 +109,33 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatalf("exit code %d, want 0", code)
 	}
 	p.waitLog(0, "stopped", msg("stopped"))
+}
+
+// A second signal during the drain closes what is left at once; the exit
+// is still 0. `serve` without -c reads ./sluice.yaml.
+func TestSecondSignalCutsDrain(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "cut")
+	dir := t.TempDir()
+	writeConfig(t, dir, `
+log: {format: json}
+limits: {shutdown_timeout: 1h}
+endpoints:
+  - url: http://:80
+    listen: 127.0.0.1:0
+    upstream: `+b.port()+"\n")
+	p := startIn(t, dir, "serve")
+	addr := p.addr("127.0.0.1:0")
+	p.waitLog(0, "started", msg("sluice started"))
+	slow := startSlow(t, b, addr, "")
+	defer slow.res.Body.Close()
+	p.signal(syscall.SIGTERM)
+	p.waitLog(0, "draining", msg("draining"))
+	p.signal(syscall.SIGINT)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	if _, err := io.ReadAll(slow.body); err == nil {
+		t.Error("the in-flight request completed; the second signal should have cut it")
+	}
 }

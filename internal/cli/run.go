@@ -58,6 +58,7 @@ type runner struct {
 	sum      [32]byte                  // of the config file last applied
 	failed   [32]byte                  // of the last file that failed: logged once
 	policies map[string]*policy.Handle // by policyKey, of the current config
+	stopping bool                      // draining: reloads are ignored
 }
 
 // run starts sluice with cfg and blocks until SIGTERM/SIGINT drained it.
@@ -161,6 +162,7 @@ func run(cfg *config.Config, o runOptions, stdout, stderr io.Writer) int {
 func (r *runner) drain(sig os.Signal, stop <-chan os.Signal) int {
 	r.adm.SetReady(false)
 	r.mu.Lock()
+	r.stopping = true
 	timeout := proxyLimits(r.cfg.Limits).ShutdownTimeout
 	r.mu.Unlock()
 	if timeout <= 0 {
@@ -193,6 +195,9 @@ func (r *runner) drain(sig os.Signal, stop <-chan os.Signal) int {
 func (r *runner) reload(all bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.stopping {
+		return
+	}
 	if r.o.file != "" {
 		if err := r.reloadConfig(all); err != nil {
 			r.reloads.WithLabelValues("failure").Inc()

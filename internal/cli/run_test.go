@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/config"
+)
+
+func parse(t *testing.T, src string) *config.Config {
+	t.Helper()
+	c, err := config.Parse("/etc/sluice.yaml", []byte(src), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const twoEndpoints = `
+limits: {dial_timeout: 3s, max_body_bytes: 1MiB}
+endpoints:
+  - url: http://:8080
+    upstream: [1, 2]
+    load_balancing:
+      policy: p2c
+      health_check: {path: /h, interval: 2s}
+      passive: {max_fails: 5, eject_duration: 1m}
+    limits: {max_body_bytes: 2MiB}
+  - url: https://10.0.0.1
+    tls: [{cert: a.crt, key: a.key}]
+    upstream: https://api
+    insecure_skip_verify: true
+    traffic_policy: {on_http_request: []}
+`
+
+func TestEndpointConfig(t *testing.T) {
+	c := parse(t, twoEndpoints)
+	e := endpointConfig(c, &c.Endpoints[0], nil)
+	if e.URL != "http://:8080" || len(e.Upstream.URLs) != 2 || e.Upstream.Balance != "p2c" ||
+		e.Upstream.HealthCheck.Path != "/h" || e.Upstream.HealthCheck.Interval != 2*time.Second ||
+		e.Upstream.Passive.MaxFails != 5 || e.Upstream.Passive.Eject != time.Minute || e.Hooks != nil {
+		t.Errorf("endpoint 0: %+v", e)
+	}
+	if e.Limits.MaxBodyBytes != 2<<20 || e.Limits.DialTimeout != 3*time.Second {
+		t.Errorf("merged limits: %+v", e.Limits)
+	}
+	e = endpointConfig(c, &c.Endpoints[1], nil)
+	if len(e.TLS) != 1 || e.TLS[0].Cert != "/etc/a.crt" || !e.InsecureSkipVerify || e.Upstream.HealthCheck != nil {
+		t.Errorf("endpoint 1: %+v", e)
+	}
+}
+
+func TestLocateApplyError(t *testing.T) {
+	c := parse(t, twoEndpoints)
+	for msg, want := range map[string]string{
+		"proxy: endpoints[1] https://10.0.0.1: tls: bad":            "/etc/sluice.yaml:11:5: endpoints[1]: proxy: endpoints[1]",
+		"proxy: listen :8080: listen tcp :8080: address in use":     "/etc/sluice.yaml:4:5: endpoints[0]: proxy: listen",
+		"proxy: listen 10.0.0.1:443: listen tcp: cannot assign":     "/etc/sluice.yaml:11:5: endpoints[1]: proxy: listen",
+		"proxy: endpoint http://:8080 (listen :8080): port already": "/etc/sluice.yaml:4:5: endpoints[0]: proxy: endpoint",
+		"something else": "something else",
+	} {
+		got := locateApplyError(c, errors.New(msg)).Error()
+		if len(got) < len(want) || got[:len(want)] != want {
+			t.Errorf("%q -> %q, want prefix %q", msg, got, want)
+		}
+	}
+}
+
+func TestPolicyKey(t *testing.T) {
+	a := parse(t, twoEndpoints)
+	b := parse(t, "\n\n"+twoEndpoints) // same inline text, other lines
+	ka, _ := policyKey(&a.Endpoints[1])
+	kb, _ := policyKey(&b.Endpoints[1])
+	if ka == "" || ka != kb {
+		t.Errorf("inline keys %q %q: want equal and set", ka, kb)
+	}
+	if k, _ := policyKey(&a.Endpoints[0]); k != "" {
+		t.Errorf("no policy: key %q", k)
+	}
+	c := parse(t, "endpoints: [{url: 'http://:1', upstream: 1, traffic_policy_file: p.yaml}]")
+	if k, _ := policyKey(&c.Endpoints[0]); k != "file:/etc/p.yaml" {
+		t.Errorf("file key %q", k)
+	}
+}

@@ -262,7 +262,7 @@ func (c *compiler) exprAt(src string, n *yaml.Node, base int, wantBool bool) (*E
 	if wantBool && !out.IsExactType(cel.BoolType) && !out.IsExactType(cel.DynType) {
 		return nil, c.errAt(n, at(0), fmt.Sprintf("expression must be a bool, but it is a %s", out))
 	}
-	prg, err := c.env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	prg, err := program(c.env, ast)
 	if err != nil {
 		return nil, c.errAt(n, at(0), "CEL: "+err.Error())
 	}
@@ -272,6 +272,18 @@ func (c *compiler) exprAt(src string, n *yaml.Node, base int, wantBool bool) (*E
 		where = fmt.Sprintf("%s:%d:%d", c.file, line, col)
 	}
 	return &Expr{src: src, where: where, prg: prg, typ: out}, nil
+}
+
+// program plans a checked AST. cel-go can panic on some odd constant
+// expressions (a map literal with a bytes key, found by fuzzing); that is
+// a load error, never a crash.
+func program(env *cel.Env, ast *cel.Ast) (prg cel.Program, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			prg, err = nil, fmt.Errorf("cannot plan expression: %v", r)
+		}
+	}()
+	return env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 }
 
 // expr compiles a whole config value (or a string found inside it).

@@ -128,8 +128,14 @@ type Expr struct {
 // Source returns the expression text.
 func (x *Expr) Source() string { return x.src }
 
-func (x *Expr) eval(s *State) (ref.Val, error) {
-	v, _, err := x.prg.Eval(s.activation())
+func (x *Expr) eval(s *State) (v ref.Val, err error) {
+	// A panic inside cel-go or a function must fail this evaluation only.
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, fmt.Errorf("%s: evaluation panicked: %v", x.where, r)
+		}
+	}()
+	v, _, err = x.prg.Eval(s.activation())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", x.where, err)
 	}

@@ -159,9 +159,7 @@ func build(name string, src []byte, root *yaml.Node, o Options) (*Policy, error)
 	sum := sha256.Sum256(src)
 	p := &Policy{name: name, hash: hex.EncodeToString(sum[:])[:12], log: o.log()}
 	b := &builder{c: newCompiler(name, src), o: o, p: p}
-	for root != nil && root.Kind == yaml.AliasNode {
-		root = root.Alias
-	}
+	root = deref(root)
 	switch {
 	case root == nil || isNull(root):
 		// An empty document is an empty policy.
@@ -191,7 +189,16 @@ func build(name string, src []byte, root *yaml.Node, o Options) (*Policy, error)
 	return p, nil
 }
 
+// deref follows YAML aliases (*name) to their anchored node.
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
 func (b *builder) phase(ph Phase, n *yaml.Node) {
+	n = deref(n)
 	if isNull(n) {
 		return
 	}
@@ -208,6 +215,7 @@ func (b *builder) phase(ph Phase, n *yaml.Node) {
 }
 
 func (b *builder) rule(ph Phase, idx int, n *yaml.Node) *rule {
+	n = deref(n)
 	if n.Kind != yaml.MappingNode {
 		b.fail(n, "%s[%d]: a rule must be a mapping with name, expressions and actions, got %s", ph, idx, kindName(n))
 		return nil
@@ -216,7 +224,7 @@ func (b *builder) rule(ph Phase, idx int, n *yaml.Node) *rule {
 	before := len(b.errs)
 	var actionsNode *yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
+		k, v := n.Content[i], deref(n.Content[i+1])
 		switch k.Value {
 		case "name":
 			if v.Kind != yaml.ScalarNode {
@@ -233,6 +241,7 @@ func (b *builder) rule(ph Phase, idx int, n *yaml.Node) *rule {
 				continue
 			}
 			for _, en := range v.Content {
+				en = deref(en)
 				if en.Kind != yaml.ScalarNode || isNull(en) {
 					b.fail(en, "an expression must be a CEL string, got %s", kindName(en))
 					continue
@@ -268,13 +277,14 @@ func (b *builder) rule(ph Phase, idx int, n *yaml.Node) *rule {
 }
 
 func (b *builder) action(ph Phase, n *yaml.Node) *boundAction {
+	n = deref(n)
 	if n.Kind != yaml.MappingNode {
 		b.fail(n, "an action must be a mapping with type and config, got %s", kindName(n))
 		return nil
 	}
 	var typNode, cfgNode *yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
+		k, v := n.Content[i], deref(n.Content[i+1])
 		switch k.Value {
 		case "type":
 			typNode = v

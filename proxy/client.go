@@ -145,10 +145,15 @@ func (e *staleError) Unwrap() error { return e.err }
 // roundTrip sends the request to this target and reads the response head.
 func (p *connPool) roundTrip(xs *xstate, upgrade bool) (*exchange.Response, error) {
 	fresh := upgrade // an upgraded connection never returns to the pool
+	req := xs.x.Req
+	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	for attempt := 0; ; attempt++ {
 		var pc *pconn
-		if !fresh {
-			pc = p.get()
+		for !fresh {
+			if pc = p.get(); pc == nil || !hasBody || connAlive(pc.c) {
+				break
+			}
+			pc.close()
 		}
 		reused := pc != nil
 		if pc == nil {

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package proxy
+
+import "net"
+
+func connAlive(net.Conn) bool { return true }

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// `sluice http h2c://...` carries gRPC (HTTP/2 cleartext both sides).
+func TestGRPCThroughHTTPCommand(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("sluice.test", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	go func() { _ = gs.Serve(ln) }()
+	defer gs.Stop()
+
+	p := start(t, "http", "h2c://"+ln.Addr().String(), "--listen", "127.0.0.1:0", "--log-format", "json")
+	conn, err := grpc.NewClient(p.addr("127.0.0.1:0"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "sluice.test"})
+	if err != nil || res.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("gRPC health check through sluice: %v %v", res, err)
+	}
+}
+
+// WebSocket upgrades pass through `sluice http`.
+func TestWebSocketThroughHTTPCommand(t *testing.T) {
+	t.Parallel()
+	up := websocket.Upgrader{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, m, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if c.WriteMessage(mt, append([]byte("echo:"), m...)) != nil {
+				return
+			}
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	p := start(t, "http", ln.Addr().String(), "--listen", "127.0.0.1:0", "--log-format", "json")
+	d := websocket.Dialer{HandshakeTimeout: waitTimeout}
+	c, _, err := d.Dial("ws://"+p.addr("127.0.0.1:0")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+	if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	_, m, err := c.ReadMessage()
+	if err != nil || string(m) != "echo:hi" {
+		t.Fatalf("websocket echo: %q %v", m, err)
+	}
+}

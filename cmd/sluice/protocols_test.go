@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -83,5 +86,35 @@ func TestWebSocketThroughHTTPCommand(t *testing.T) {
 	_, m, err := c.ReadMessage()
 	if err != nil || string(m) != "echo:hi" {
 		t.Fatalf("websocket echo: %q %v", m, err)
+	}
+}
+
+// `sluice tls` passes TLS through untouched, routed by SNI.
+func TestTLSPassthroughCommand(t *testing.T) {
+	t.Parallel()
+	backend := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "passthrough "+r.TLS.ServerName)
+	}))
+	defer backend.Close()
+	p := start(t, "tls", backend.Listener.Addr().String(), "--listen", "127.0.0.1:0", "--url", "tls://app.test", "--log-format", "json")
+	addr := p.addr("127.0.0.1:0")
+	do := func(sni string) (string, error) {
+		c := &http.Client{Timeout: waitTimeout, Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{ServerName: sni, InsecureSkipVerify: true}, // the backend's own test cert
+			DisableKeepAlives: true,
+		}}
+		res, err := c.Get("https://" + addr + "/")
+		if err != nil {
+			return "", err
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		return string(b), err
+	}
+	if body, err := do("app.test"); err != nil || body != "passthrough app.test" {
+		t.Errorf("SNI app.test: %q %v", body, err)
+	}
+	if body, err := do("other.test"); err == nil {
+		t.Errorf("SNI other.test was served: %q", body)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	neturl "net/url"
 	"path/filepath"
 	"strings"
 
@@ -159,6 +160,12 @@ func agentURL(kind, s string) (url, scheme string, err error) {
 	}
 	if strings.ContainsAny(strings.TrimSuffix(s[len(scheme)+3:], "/"), "/?#") {
 		return "", "", fmt.Errorf("--url %q: an endpoint URL has no path or query", s)
+	}
+	if u, err := neturl.Parse(s); err != nil {
+		return "", "", fmt.Errorf("--url %q: %v", s, err)
+	} else if h := strings.ToLower(u.Hostname()); h == "internal" || strings.HasSuffix(h, ".internal") {
+		// Internal endpoints have no listener; alone they serve nothing.
+		return "", "", fmt.Errorf("--url %q: an internal endpoint is reached only through forward-internal from another endpoint; use a config file (sluice serve)", s)
 	}
 	return s, scheme, nil
 }

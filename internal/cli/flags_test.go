@@ -106,6 +106,7 @@ func TestAgentConfig(t *testing.T) {
 		{"http", []string{"9000", "--tls-cert", "c", "--tls-key", "k"}, "need an https --url"},
 		{"http", []string{"9000", "--listen", "8000"}, "want HOST:PORT"},
 		{"http", []string{"9000", "--log-level", "loud"}, "unknown level"},
+		{"http", []string{"9000", "--url", "https://billing.internal"}, "internal endpoint"},
 	} {
 		_, err := agentConfig(t, tc.kind, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -3,10 +3,12 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -158,6 +160,11 @@ func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, 
 
 func (c *Config) validate(d *decoder) {
 	at := func(path string) *yaml.Node { return d.nodes[path] }
+	if c.Admin != "" {
+		if err := checkListen(c.Admin); err != nil {
+			d.errorf(at("admin"), "admin: %v", err)
+		}
+	}
 	if len(c.GeoIP) > 0 {
 		d.errorf(at("geoip"), "geoip: GeoIP databases are not available in this build yet")
 	}
@@ -214,6 +221,11 @@ func (e *Endpoint) validate(d *decoder) {
 	} else {
 		e.Scheme = scheme
 	}
+	if e.Listen != "" {
+		if err := checkListen(e.Listen); err != nil {
+			d.errorf(at("listen"), "%s.listen: %v", p, err)
+		}
+	}
 	if len(e.Upstream) == 0 {
 		d.errorf(at(""), "%s.upstream: missing (a URL, host:port, port, or a list of them)", p)
 	}
@@ -262,6 +274,19 @@ func (e *Endpoint) validate(d *decoder) {
 			d.errorf(at("load_balancing.health_check.path"), "%s.load_balancing.health_check.path: must start with /", p)
 		}
 	}
+}
+
+// checkListen checks a HOST:PORT listen address (host may be empty; port
+// 0 picks a free port).
+func checkListen(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q: want HOST:PORT, e.g. 127.0.0.1:8080 or :8080", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q out of range 0-65535", s, port)
+	}
+	return nil
 }
 
 // checkEndpointURL checks an endpoint URL and returns its scheme.

@@ -20,6 +20,7 @@ type evaluation struct {
 	vals []ref.Val
 	gens []uint32 // vals[i] is valid when gens[i] == gen
 	gen  uint32
+	used []int // indexes written since the last clear, to clear cheaply
 
 	geoGen uint32
 	geoVal GeoInfo
@@ -48,7 +49,11 @@ func (s *State) release() {
 	if e := s.ev; e != nil {
 		s.ev = nil
 		e.reset()
-		clear(e.vals)
+		// Drop references to request data, touching only used slots.
+		for _, i := range e.used {
+			e.vals[i] = nil
+		}
+		e.used = e.used[:0]
 		e.s = nil
 		evalPool.Put(e)
 	}
@@ -75,6 +80,9 @@ func (e *evaluation) ResolveName(name string) (any, bool) {
 		computeHook(name)
 	}
 	v := variables[i].get(e)
+	if e.vals[i] == nil {
+		e.used = append(e.used, i)
+	}
 	e.vals[i], e.gens[i] = v, e.gen
 	return v, true
 }

@@ -79,8 +79,12 @@ func (m *headerMap) Get(key ref.Val) ref.Val {
 }
 
 func (m *headerMap) Contains(key ref.Val) ref.Val {
-	_, ok := m.Find(key)
-	return types.Bool(ok)
+	k, ok := key.(types.String)
+	if !ok {
+		return types.False
+	}
+	_, found := m.values(string(k))
+	return types.Bool(found)
 }
 
 func (m *headerMap) ConvertToNative(t reflect.Type) (any, error) { return m.base().ConvertToNative(t) }

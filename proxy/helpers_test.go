@@ -189,3 +189,12 @@ func tlsCert(t testing.TB, p certs.Pair) tls.Certificate {
 }
 
 func up(urls ...string) upstream.Config { return upstream.Config{URLs: urls} }
+
+type certPair = certs.Pair
+
+func h2Client(pool *x509.CertPool, name string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: name},
+		ForceAttemptHTTP2: true,
+	}}
+}

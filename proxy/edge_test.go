@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBodylessAnswers(t *testing.T) {
+	b := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/304":
+			w.Header().Set("Etag", `"x"`)
+			w.WriteHeader(304)
+		case "/204":
+			w.WriteHeader(204)
+		default:
+			w.Header().Set("Content-Length", "1234")
+			if r.Method != "HEAD" {
+				w.Write(make([]byte, 1234))
+			}
+		}
+	})
+	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up(b.URL)})
+	a := addr(t, s, "127.0.0.1:0")
+	c, err := net.Dial("tcp", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	// Several bodyless answers on one keep-alive connection: any stray body
+	// byte would break the framing of the next.
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		cl           string
+	}{
+		{"HEAD", "/", 200, "1234"}, {"GET", "/304", 304, ""}, {"GET", "/204", 204, ""}, {"GET", "/", 200, "1234"},
+	} {
+		io.WriteString(c, tc.method+" "+tc.path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		req, _ := http.NewRequest(tc.method, "/", nil)
+		res, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		n, _ := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != tc.code || res.Header.Get("Content-Length") != tc.cl {
+			t.Errorf("%s %s: %d cl=%q n=%d", tc.method, tc.path, res.StatusCode, res.Header.Get("Content-Length"), n)
+		}
+	}
+}
+
+func TestExpectContinueAndHTTP10(t *testing.T) {
+	b := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Method+" "+string(body))
+	})
+	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up(b.URL)})
+	a := addr(t, s, "127.0.0.1:0")
+	c, err := net.Dial("tcp", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	line, _ := br.ReadString('\n')
+	if !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("no 100 Continue: %q", line)
+	}
+	br.ReadString('\n')
+	io.WriteString(c, "hello")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if string(body) != "POST hello" {
+		t.Fatalf("got %q", body)
+	}
+	got := raw(t, a, "GET / HTTP/1.0\r\n\r\n")
+	if !strings.HasPrefix(got, "HTTP/1.0 200") || !strings.HasSuffix(got, "GET ") {
+		t.Fatalf("HTTP/1.0: %q", got)
+	}
+}
+
+// TestH2ClientBodyToH1Upstream: an h2 client's POST (no length) becomes a
+// chunked HTTP/1.1 upload.
+func TestH2ClientBodyToH1Upstream(t *testing.T) {
+	b := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Proto+" "+string(body))
+	})
+	pair, pool := selfSigned(t, "h2.test")
+	s := start(t, Options{}, EndpointConfig{URL: "https://h2.test:443", TLS: []certPair{pair}, Upstream: up(b.URL)})
+	c := h2Client(pool, "h2.test")
+	res, err := c.Post("https://"+addr(t, s, "127.0.0.1:0")+"/", "text/plain", io.MultiReader(strings.NewReader("streamed body")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.Proto != "HTTP/2.0" || string(body) != "HTTP/1.1 streamed body" {
+		t.Fatalf("%s %q", res.Proto, body)
+	}
+}

@@ -272,3 +272,32 @@ func TestPolicyValidate(t *testing.T) {
 		t.Errorf("invalid file: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
+
+// An internal endpoint has no listener; forward-internal reaches it.
+func TestServeForwardInternal(t *testing.T) {
+	t.Parallel()
+	pub, billing := newBackend(t, "pub"), newBackend(t, "billing")
+	cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`
+log: {format: json}
+endpoints:
+  - url: http://:80
+    listen: 127.0.0.1:0
+    upstream: %s
+    traffic_policy:
+      on_http_request:
+        - expressions: ["req.url.path.startsWith('/billing')"]
+          actions:
+            - type: forward-internal
+              config: {url: "https://billing.internal"}
+  - url: https://billing.internal
+    upstream: %s
+`, pub.port(), billing.port()))
+	p := start(t, "serve", "-c", cfg)
+	addr := p.addr("127.0.0.1:0")
+	if code, body, _ := get(t, addr, "", "/billing/1"); code != 200 || body != "billing /billing/1" {
+		t.Errorf("forwarded: %d %q", code, body)
+	}
+	if code, body, _ := get(t, addr, "", "/other"); code != 200 || body != "pub /other" {
+		t.Errorf("public: %d %q", code, body)
+	}
+}

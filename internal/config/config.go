@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -247,7 +248,8 @@ func (e *Endpoint) validate(d *decoder) {
 	}
 	switch e.Scheme {
 	case "https":
-		if len(e.TLS) == 0 {
+		// Internal endpoints have no listener, so nothing to terminate.
+		if len(e.TLS) == 0 && !isInternal(e.URL) {
 			d.errorf(at("url"), "%s: an https endpoint needs tls: {cert: FILE, key: FILE}", p)
 		}
 	case "http", "tcp", "tls":
@@ -274,6 +276,16 @@ func (e *Endpoint) validate(d *decoder) {
 			d.errorf(at("load_balancing.health_check.path"), "%s.load_balancing.health_check.path: must start with /", p)
 		}
 	}
+}
+
+// isInternal reports whether an endpoint URL's host is *.internal.
+func isInternal(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	h := strings.ToLower(u.Hostname())
+	return h == "internal" || strings.HasSuffix(h, ".internal")
 }
 
 // checkListen checks a HOST:PORT listen address (host may be empty; port

@@ -215,3 +215,10 @@ func FuzzParse(f *testing.F) {
 		_, _ = Parse("f.yaml", data, env(nil)) // must not panic
 	})
 }
+
+func TestInternalHTTPSNeedsNoTLS(t *testing.T) {
+	src := "endpoints:\n  - url: https://billing.internal\n    upstream: 7000\n"
+	if _, err := Parse("c.yaml", []byte(src), env(nil)); err != nil {
+		t.Fatalf("internal https endpoint without tls: %v", err)
+	}
+}

@@ -158,35 +158,36 @@ func (p *proc) waitLog(from int, what string, pred func(map[string]any) bool) (m
 	deadline := time.NewTimer(waitTimeout)
 	defer deadline.Stop()
 	for {
-		p.mu.Lock()
-		for i := from; i < len(p.lines); i++ {
-			if pred(p.lines[i]) {
-				m := p.lines[i]
-				p.mu.Unlock()
+		m, i, next, changed := p.find(from, pred)
+		if i >= 0 {
+			return m, i
+		}
+		from = next
+		select {
+		case <-changed:
+		case <-p.done:
+			// Every line was read before done closed: one last look.
+			if m, i, _, _ := p.find(from, pred); i >= 0 {
 				return m, i
 			}
-		}
-		from = len(p.lines)
-		ch := p.changed
-		p.mu.Unlock()
-		select {
-		case <-ch:
-		case <-p.done:
-			// Lines may have arrived just before exit: one last look.
-			p.mu.Lock()
-			for i := from; i < len(p.lines); i++ {
-				if pred(p.lines[i]) {
-					m := p.lines[i]
-					p.mu.Unlock()
-					return m, i
-				}
-			}
-			p.mu.Unlock()
 			p.t.Fatalf("sluice exited (code %d) before logging %s", p.exitCode(), what)
 		case <-deadline.C:
 			p.t.Fatalf("timed out waiting for log: %s", what)
 		}
 	}
+}
+
+// find looks for a matching line from index from; i is -1 when there is
+// none yet, next is where to look again once changed is closed.
+func (p *proc) find(from int, pred func(map[string]any) bool) (m map[string]any, i, next int, changed <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := from; i < len(p.lines); i++ {
+		if pred(p.lines[i]) {
+			return p.lines[i], i, i + 1, p.changed
+		}
+	}
+	return nil, -1, len(p.lines), p.changed
 }
 
 // msg matches a log line by its message.

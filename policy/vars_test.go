@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 )
@@ -249,6 +250,19 @@ func TestUserAgents(t *testing.T) {
 	for _, tc := range cases {
 		if got := parseUserAgent(tc.ua); got != tc.want {
 			t.Errorf("%q:\n got %+v\nwant %+v", tc.ua, got, tc.want)
+		}
+	}
+}
+
+// TestDocsListEveryVariable keeps docs/policy.md in step with the table.
+func TestDocsListEveryVariable(t *testing.T) {
+	doc, err := os.ReadFile("../docs/policy.md")
+	if err != nil {
+		t.Skip("docs not found:", err)
+	}
+	for _, v := range variables {
+		if !strings.Contains(string(doc), "`"+v.name+"`") {
+			t.Errorf("docs/policy.md does not document %s", v.name)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -137,5 +138,41 @@ endpoints:
 	}
 	if _, err := io.ReadAll(slow.body); err == nil {
 		t.Error("the in-flight request completed; the second signal should have cut it")
+	}
+}
+
+// A config reload keeps the loaded policy of an unchanged policy file, so
+// its state (here a rate-limit window) survives an unrelated edit.
+func TestReloadKeepsPolicyState(t *testing.T) {
+	t.Parallel()
+	b, b2 := newBackend(t, "rl"), newBackend(t, "rl2")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "p.yaml"), `
+on_http_request:
+  - actions:
+      - type: rate-limit
+        config:
+          name: two per hour
+          algorithm: sliding_window
+          capacity: 2
+          rate: 1h
+          bucket_key: [conn.client_ip]
+`)
+	conf := func(up string) string {
+		return fmt.Sprintf("log: {format: json}\nendpoints:\n  - url: http://:80\n    listen: 127.0.0.1:0\n    upstream: %s\n    traffic_policy_file: p.yaml\n", up)
+	}
+	cfg := writeConfig(t, dir, conf(b.port()))
+	p := start(t, "serve", "-c", cfg)
+	addr := p.addr("127.0.0.1:0")
+	for i := 0; i < 2; i++ {
+		if code, _, _ := get(t, addr, "", "/"); code != 200 {
+			t.Fatalf("request %d: %d", i, code)
+		}
+	}
+	n := p.nLines()
+	writeConfig(t, dir, conf(b2.port()))
+	p.waitLog(n, "config reloaded", msg("config reloaded"))
+	if code, _, _ := get(t, addr, "", "/"); code != 429 {
+		t.Errorf("third request after reload: %d, want 429 (the window survived)", code)
 	}
 }

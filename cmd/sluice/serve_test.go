@@ -301,3 +301,31 @@ endpoints:
 		t.Errorf("public: %d %q", code, body)
 	}
 }
+
+// --trusted-proxies makes X-Forwarded-For the client IP, only for trusted
+// peers.
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "xff")
+	policy := filepath.Join(t.TempDir(), "p.yaml")
+	writeFile(t, policy, "on_http_request:\n  - actions:\n      - type: add-headers\n        config: {headers: {x-client: \"${conn.client_ip}\"}}\n")
+	for _, tc := range []struct {
+		trusted, want string
+	}{
+		{"127.0.0.0/8", "203.0.113.9"},
+		{"10.0.0.0/8", "127.0.0.1"},
+	} {
+		p := start(t, "http", b.port(), "--listen", "127.0.0.1:0", "--trusted-proxies", tc.trusted,
+			"--traffic-policy-file", policy, "--log-format", "json")
+		req, _ := http.NewRequest("GET", "http://"+p.addr("127.0.0.1:0")+"/", nil)
+		req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		res, err := newClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := res.Header.Get("X-Seen-Client"); got != tc.want {
+			t.Errorf("trusted %s: client ip %q, want %q", tc.trusted, got, tc.want)
+		}
+	}
+}

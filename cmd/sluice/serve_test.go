@@ -329,3 +329,49 @@ func TestTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// Limits from flags and from the file (per endpoint over top level) reach
+// the proxy.
+func TestLimits(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "lim")
+	post := func(addr, host string, n int) int {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(strings.Repeat("x", n)))
+		req.Host = host
+		res, err := newClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	p := start(t, "http", b.port(), "--listen", "127.0.0.1:0", "--max-body-bytes", "1KiB", "--log-format", "json")
+	addr := p.addr("127.0.0.1:0")
+	if code := post(addr, "", 1000); code != 200 {
+		t.Errorf("1000 bytes under --max-body-bytes 1KiB: %d", code)
+	}
+	if code := post(addr, "", 2000); code != 413 {
+		t.Errorf("2000 bytes over --max-body-bytes 1KiB: %d, want 413", code)
+	}
+
+	cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`
+log: {format: json}
+limits: {max_body_bytes: 1KiB}
+endpoints:
+  - url: http://small.test
+    listen: 127.0.0.1:0
+    upstream: %[1]s
+  - url: http://big.test
+    listen: 127.0.0.1:0
+    upstream: %[1]s
+    limits: {max_body_bytes: 4KiB}
+`, b.port()))
+	p = start(t, "serve", "-c", cfg)
+	addr = p.addr("127.0.0.1:0")
+	if code := post(addr, "small.test", 2000); code != 413 {
+		t.Errorf("small.test 2000 bytes: %d, want 413", code)
+	}
+	if code := post(addr, "big.test", 2000); code != 200 {
+		t.Errorf("big.test 2000 bytes: %d, want 200", code)
+	}
+}

@@ -83,3 +83,30 @@ type nopWriter struct {
 func (w *nopWriter) Header() http.Header         { return w.h }
 func (w *nopWriter) WriteHeader(c int)           { w.code = c }
 func (w *nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkDirectGet1K is the baseline: the same client and backend
+// without the proxy, so that ratios survive a noisy machine.
+func BenchmarkDirectGet1K(b *testing.B) {
+	body := strings.Repeat("x", 1024)
+	be := backend(b, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, body)
+	})
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := c.Get(be.URL + "/bench")
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	})
+}

@@ -42,6 +42,7 @@ type pconn struct {
 	bw     *bufio.Writer
 	p      *connPool
 	idleAt time.Time
+	head   []byte // scratch for response heads
 }
 
 func newConnPool(t *upstream.Target, e *endpoint) *connPool {
@@ -175,11 +176,6 @@ func (p *connPool) roundTrip(xs *xstate, upgrade bool) (*exchange.Response, erro
 	}
 }
 
-var (
-	headReq = &http.Request{Method: http.MethodHead}
-	anyReq  = &http.Request{Method: http.MethodGet}
-)
-
 // errBadRequestLine is returned when a policy produced an unsendable request.
 var errBadRequestLine = &exchange.Error{Status: http.StatusInternalServerError, Msg: "policy produced an invalid request"}
 
@@ -224,7 +220,7 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool) (*exchange.Response
 	// A client that leaves while we wait for the header is not watched
 	// (context.AfterFunc costs 4 allocations per request); the wait is
 	// bounded by ResponseHeaderTimeout and the write to the client fails.
-	resp, err := pc.readHead(x.Ctx, x.Req.Method, bw)
+	err := pc.readHead(x.Ctx, x.Req.Method, bw, &xs.head)
 	if err != nil {
 		pc.close()
 		if bw != nil {
@@ -244,14 +240,15 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool) (*exchange.Response
 		return nil, err
 	}
 
+	head := &xs.head
 	res := &xs.res
 	*res = exchange.Response{
-		StatusCode:    resp.StatusCode,
-		Header:        resp.Header,
-		ContentLength: resp.ContentLength,
-		Trailer:       resp.Trailer,
+		StatusCode:    head.status,
+		Header:        head.header,
+		ContentLength: -1,
+		Trailer:       head.trailer,
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
+	if head.status == http.StatusSwitchingProtocols {
 		if !upgrade {
 			pc.close()
 			return nil, errors.New("upstream switched protocols without an upgrade request")
@@ -260,10 +257,26 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool) (*exchange.Response
 		return res, nil
 	}
 	b := &xs.h1b
-	*b = h1Body{pc: pc, rc: resp.Body, resp: resp, bw: bw, reuse: !resp.Close && !upgrade}
-	if resp.Body == http.NoBody {
+	*b = h1Body{pc: pc, bw: bw, reuse: !head.close && !upgrade}
+	switch head.mode {
+	case bodyNone:
+		res.ContentLength = 0
 		b.release(true)
 		return res, nil
+	case bodyFixed:
+		res.ContentLength = head.length
+		xs.fixed = fixedReader{br: pc.br, n: head.length}
+		b.rc = &xs.fixed
+		if head.length == 0 {
+			b.release(true)
+			return res, nil
+		}
+	case bodyChunked:
+		xs.chunked = chunkedBody{br: pc.br, trailer: head.trailer}
+		b.rc = &xs.chunked
+		b.tr = &xs.chunked
+	default:
+		b.rc = pc.br
 	}
 	res.Body = b
 	return res, nil
@@ -271,7 +284,7 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool) (*exchange.Response
 
 // readHead reads the response head, skipping 1xx answers other than 101.
 // ResponseHeaderTimeout counts from the end of the upload.
-func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter) (*http.Response, error) {
+func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter, h *respHead) error {
 	rht := pc.p.limits.ResponseHeaderTimeout
 	for {
 		for bw != nil && !bw.finished() {
@@ -279,28 +292,23 @@ func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter) (*
 			// is still running, then with the timeout.
 			pc.c.SetReadDeadline(time.Now().Add(rht))
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 			if _, err := pc.br.Peek(1); err == nil {
 				break
 			} else if !isTimeout(err) || ctx.Err() != nil {
-				return nil, err
+				return err
 			}
 		}
 		pc.c.SetReadDeadline(time.Now().Add(rht))
-		req := anyReq
-		if method == http.MethodHead {
-			req = headReq
+		if err := readResponseHead(pc.br, &pc.head, method, h); err != nil {
+			return err
 		}
-		resp, err := http.ReadResponse(pc.br, req)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		if h.status >= 100 && h.status < 200 && h.status != http.StatusSwitchingProtocols {
 			continue
 		}
 		pc.c.SetReadDeadline(time.Time{})
-		return resp, nil
+		return nil
 	}
 }
 
@@ -476,8 +484,8 @@ func writeBody(bw *bufio.Writer, body io.Reader, cl int64, trailer http.Header) 
 // to the pool once the body was read to its end and the upload finished.
 type h1Body struct {
 	pc    *pconn
-	rc    io.ReadCloser
-	resp  *http.Response
+	rc    io.Reader
+	tr    *chunkedBody // trailers of a chunked body
 	bw    *bodyWriter
 	reuse bool
 	done  bool
@@ -528,4 +536,9 @@ func (b *h1Body) buffered() int {
 	return b.pc.br.Buffered()
 }
 
-func (b *h1Body) trailer() http.Header { return b.resp.Trailer }
+func (b *h1Body) trailer() http.Header {
+	if b.tr == nil {
+		return nil
+	}
+	return b.tr.trailer
+}

@@ -25,12 +25,15 @@ type xstate struct {
 	f     fwd
 	tried [4]*upstream.Target
 
-	target *upstream.Target // the upstream that answered, for End and logs
-	tpool  *upstream.Pool
-	upErr  error  // upstream failure after the response header (passive health)
-	upconn *pconn // upstream connection of a 101 answer, to pipe
-	h1b    h1Body // body reader of an HTTP/1.1 upstream answer
-	res    exchange.Response
+	target  *upstream.Target // the upstream that answered, for End and logs
+	tpool   *upstream.Pool
+	upErr   error  // upstream failure after the response header (passive health)
+	upconn  *pconn // upstream connection of a 101 answer, to pipe
+	h1b     h1Body // body reader of an HTTP/1.1 upstream answer
+	head    respHead
+	fixed   fixedReader
+	chunked chunkedBody
+	res     exchange.Response
 
 	hooked   [5]hookRec // endpoints whose OnRequest ran, for OnResponse/Done
 	nhooked  int

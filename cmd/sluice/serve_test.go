@@ -375,3 +375,41 @@ endpoints:
 		t.Errorf("big.test 2000 bytes: %d, want 200", code)
 	}
 }
+
+// A list of upstreams is balanced; an active health check takes a dead one
+// out.
+func TestLoadBalancing(t *testing.T) {
+	t.Parallel()
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	dead := freePort(t) // nothing listens there
+	cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`
+log: {format: json}
+endpoints:
+  - url: http://:80
+    listen: 127.0.0.1:0
+    upstream: [%s, %s]
+    load_balancing: {policy: round_robin}
+  - url: http://hc.test
+    listen: 127.0.0.1:0
+    upstream: [%s, %s]
+    load_balancing:
+      health_check: {path: /health, interval: 100ms, timeout: 1s, unhealthy: 1}
+`, a.port(), b.port(), a.port(), dead))
+	p := start(t, "serve", "-c", cfg)
+	addr := p.addr("127.0.0.1:0")
+	seen := map[string]int{}
+	for i := 0; i < 4; i++ {
+		_, body, _ := get(t, addr, "", "/")
+		seen[strings.Fields(body)[0]]++
+	}
+	if seen["a"] != 2 || seen["b"] != 2 {
+		t.Errorf("round robin over a, b: %v", seen)
+	}
+	// Whatever the health checker knows yet, retries and checks keep
+	// every answer coming from the live upstream.
+	for i := 0; i < 4; i++ {
+		if code, body, _ := get(t, addr, "hc.test", "/"); code != 200 || body != "a /" {
+			t.Errorf("hc.test request %d: %d %q", i, code, body)
+		}
+	}
+}

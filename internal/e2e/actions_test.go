@@ -1,0 +1,561 @@
+package e2e
+
+// Every built-in action through the real listener: request-phase changes
+// as the upstream sees them, response-phase changes as the client sees
+// them.
+
+import (
+	"strings"
+	"testing"
+)
+
+// actionCase is one policy, one request and its outcome.
+type actionCase struct {
+	name   string
+	policy string
+	req    request // URL defaults to http://app.test/
+	from   string  // local loopback IP to connect from ("" = 127.0.0.1)
+	want   expect
+}
+
+func runActionCases(t *testing.T, cases []actionCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := start(t, ep{URL: "http://app.test", Policy: c.policy})
+			q := c.req
+			if q.URL == "" {
+				q.URL = "http://app.test/"
+			}
+			before := e.back.hits.Load()
+			r := send(t, e.clientFrom(c.from), q)
+			check(t, e, r, before, c.want)
+		})
+	}
+}
+
+func TestAddHeaders(t *testing.T) {
+	runActionCases(t, []actionCase{
+		{name: "request header reaches the upstream, interpolated",
+			policy: `
+on_http_request:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-path: ${req.url.path}
+            x-static: hello
+`,
+			req:  request{URL: "http://app.test/a/b?q=1"},
+			want: expect{Status: 200, UpHeaders: hdr("x-path", "/a/b", "x-static", "hello"), Absent: []string{"x-path"}}},
+		{name: "an existing request header gets one more value",
+			policy: `
+on_http_request:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-tag: second
+`,
+			req:  request{Header: []string{"X-Tag", "first"}},
+			want: expect{Status: 200, UpValues: map[string][]string{"X-Tag": {"first", "second"}}}},
+		{name: "host replaces what the upstream sees",
+			policy: `
+on_http_request:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            host: backend.example
+`,
+			want: expect{Status: 200, UpHost: "backend.example"}},
+		{name: "response header reaches the client, numbers accepted",
+			policy: `
+on_http_response:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-num: 1
+            x-status: ${res.status_code}
+`,
+			want: expect{Status: 200, Headers: hdr("x-num", "1", "x-status", "200", "x-upstream", "echo"),
+				UpAbsent: []string{"x-num"}}},
+	})
+}
+
+func TestRemoveHeaders(t *testing.T) {
+	runActionCases(t, []actionCase{
+		{name: "request headers never reach the upstream",
+			policy: `
+on_http_request:
+  - actions:
+      - type: remove-headers
+        config:
+          headers: [x-secret, Cookie]
+`,
+			req:  request{Header: []string{"X-Secret", "s3cr3t", "x-secret", "again", "Cookie", "a=b", "X-Keep", "k"}},
+			want: expect{Status: 200, UpAbsent: []string{"X-Secret", "Cookie"}, UpHeaders: hdr("x-keep", "k")}},
+		{name: "response headers never reach the client",
+			policy: `
+on_http_response:
+  - actions:
+      - type: remove-headers
+        config:
+          headers: [X-UPSTREAM]
+`,
+			want: expect{Status: 200, Absent: []string{"X-Upstream"}, Headers: hdr("content-type", "application/json")}},
+	})
+}
+
+func TestURLRewrite(t *testing.T) {
+	runActionCases(t, []actionCase{
+		{name: "path groups; the client is not redirected",
+			policy: `
+on_http_request:
+  - expressions:
+      - req.url.path.startsWith('/api/')
+    actions:
+      - type: url-rewrite
+        config:
+          from: /api/(v[0-9]+)/
+          to: /$1/
+`,
+			req:  request{URL: "http://app.test/api/v2/users?page=3"},
+			want: expect{Status: 200, UpURI: "/v2/users?page=3", UpHost: "app.test"}},
+		{name: "query from interpolation",
+			policy: `
+on_http_request:
+  - actions:
+      - type: url-rewrite
+        config:
+          from: /profile/([a-z]+)
+          to: /users?name=$1&via=${req.method}
+`,
+			req:  request{URL: "http://app.test/profile/ann"},
+			want: expect{Status: 200, UpURI: "/users?name=ann&via=GET"}},
+		{name: "no match leaves the URL alone",
+			policy: `
+on_http_request:
+  - actions:
+      - type: url-rewrite
+        config:
+          from: /nomatch/
+          to: /other/
+`,
+			req:  request{URL: "http://app.test/keep/me?x=1"},
+			want: expect{Status: 200, UpURI: "/keep/me?x=1"}},
+		{name: "host may change",
+			policy: `
+on_http_request:
+  - actions:
+      - type: url-rewrite
+        config:
+          from: ://app.test/
+          to: ://rewritten.test/
+`,
+			req:  request{URL: "http://app.test/x"},
+			want: expect{Status: 200, UpHost: "rewritten.test", UpURI: "/x"}},
+	})
+}
+
+func TestRedirect(t *testing.T) {
+	runActionCases(t, []actionCase{
+		{name: "status, groups and headers",
+			policy: `
+on_http_request:
+  - actions:
+      - type: redirect
+        config:
+          from: ^http://app.test/old/(.*)$
+          to: https://app.test/new/$1
+          status_code: 301
+          headers:
+            x-redirected-by: sluice
+`,
+			req: request{URL: "http://app.test/old/page?x=1"},
+			want: expect{Status: 301, NoUpstream: true,
+				Headers: hdr("location", "https://app.test/new/page?x=1", "x-redirected-by", "sluice")}},
+		{name: "default 302, interpolated",
+			policy: `
+on_http_request:
+  - expressions:
+      - req.url.path == '/me'
+    actions:
+      - type: redirect
+        config:
+          to: /users/${req.url.query_params['id'][0]}
+`,
+			req:  request{URL: "http://app.test/me?id=42"},
+			want: expect{Status: 302, NoUpstream: true, Headers: hdr("location", "http://app.test/users/42")}},
+		{name: "no match passes to the upstream",
+			policy: `
+on_http_request:
+  - actions:
+      - type: redirect
+        config:
+          from: ^https://
+          to: http://
+`,
+			req:  request{URL: "http://app.test/stay"},
+			want: expect{Status: 200, UpURI: "/stay"}},
+	})
+}
+
+func TestCustomResponse(t *testing.T) {
+	runActionCases(t, []actionCase{
+		{name: "request phase answers without the upstream",
+			policy: `
+on_http_request:
+  - expressions:
+      - req.url.path == '/teapot'
+    actions:
+      - type: custom-response
+        config:
+          status_code: 418
+          headers:
+            content-type: text/plain
+            x-method: ${req.method}
+          body: I am a teapot at ${req.url.path}
+`,
+			req: request{Method: "POST", URL: "http://app.test/teapot", Body: "ignored"},
+			want: expect{Status: 418, NoUpstream: true, Body: str("I am a teapot at /teapot"),
+				Headers: hdr("content-type", "text/plain", "x-method", "POST")}},
+		{name: "json content type inferred",
+			policy: `
+on_http_request:
+  - actions:
+      - type: custom-response
+        config:
+          body: '{"ok":true}'
+`,
+			want: expect{Status: 200, NoUpstream: true, Body: str(`{"ok":true}`), Headers: hdr("content-type", "application/json")}},
+		{name: "response phase replaces the upstream's answer",
+			policy: `
+on_http_response:
+  - expressions:
+      - res.status_code == 200
+    actions:
+      - type: custom-response
+        config:
+          status_code: 503
+          body: replaced
+`,
+			want: expect{Status: 503, Upstream: true, Body: str("replaced"), Absent: []string{"x-upstream"}}},
+	})
+}
+
+func TestDeny(t *testing.T) {
+	runActionCases(t, []actionCase{
+		{name: "default 403 with an empty body",
+			policy: `
+on_http_request:
+  - actions:
+      - type: deny
+`,
+			want: expect{Status: 403, NoUpstream: true, Body: str("")}},
+		{name: "status code, selected by path",
+			policy: `
+on_http_request:
+  - expressions:
+      - req.url.path.startsWith('/.git')
+    actions:
+      - type: deny
+        config:
+          status_code: 404
+`,
+			req:  request{URL: "http://app.test/.git/config"},
+			want: expect{Status: 404, NoUpstream: true}},
+		{name: "other paths pass",
+			policy: `
+on_http_request:
+  - expressions:
+      - req.url.path.startsWith('/.git')
+    actions:
+      - type: deny
+        config:
+          status_code: 404
+`,
+			req:  request{URL: "http://app.test/src/main.go"},
+			want: expect{Status: 200, UpURI: "/src/main.go"}},
+		{name: "terminating: later actions and rules do not run",
+			policy: `
+on_http_request:
+  - actions:
+      - type: deny
+        config:
+          status_code: 401
+      - type: custom-response
+        config:
+          status_code: 200
+          body: not me
+  - actions:
+      - type: custom-response
+        config:
+          status_code: 200
+          body: nor me
+`,
+			want: expect{Status: 401, NoUpstream: true, Body: str("")}},
+	})
+}
+
+func TestCloseConnection(t *testing.T) {
+	runActionCases(t, []actionCase{
+		{name: "request phase: no answer",
+			policy: `
+on_http_request:
+  - expressions:
+      - req.url.path.startsWith('/dc')
+    actions:
+      - type: close-connection
+`,
+			req:  request{URL: "http://app.test/dc/now"},
+			want: expect{Closed: true, NoUpstream: true}},
+		{name: "tcp connect: no answer",
+			policy: `
+on_tcp_connect:
+  - actions:
+      - type: close-connection
+`,
+			want: expect{Closed: true, NoUpstream: true}},
+		{name: "other paths pass",
+			policy: `
+on_http_request:
+  - expressions:
+      - req.url.path.startsWith('/dc')
+    actions:
+      - type: close-connection
+`,
+			req:  request{URL: "http://app.test/ok"},
+			want: expect{Status: 200}},
+	})
+}
+
+func TestRestrictIPs(t *testing.T) {
+	const httpPolicy = `
+on_http_request:
+  - actions:
+      - type: restrict-ips
+        config:
+          allow: [127.0.0.0/8]
+          deny: [127.0.0.66/32]
+`
+	const tcpPolicy = `
+on_tcp_connect:
+  - actions:
+      - type: restrict-ips
+        config:
+          allow: [127.0.0.0/8]
+          deny: [127.0.0.66/32]
+`
+	runActionCases(t, []actionCase{
+		{name: "http allowed", policy: httpPolicy, from: "127.0.0.1", want: expect{Status: 200}},
+		{name: "http denied gets 403", policy: httpPolicy, from: "127.0.0.66", want: expect{Status: 403, NoUpstream: true}},
+		{name: "tcp allowed", policy: tcpPolicy, from: "127.0.0.1", want: expect{Status: 200}},
+		{name: "tcp denied is closed", policy: tcpPolicy, from: "127.0.0.66", want: expect{Closed: true, NoUpstream: true}},
+		{name: "not in allow list",
+			policy: `
+on_http_request:
+  - actions:
+      - type: restrict-ips
+        config:
+          allow: [10.0.0.0/8]
+`,
+			want: expect{Status: 403, NoUpstream: true}},
+		{name: "dry run records the decision for later rules",
+			policy: `
+on_http_request:
+  - actions:
+      - type: restrict-ips
+        config:
+          enforce: false
+          deny: [127.0.0.0/8]
+      - type: add-headers
+        config:
+          headers:
+            x-decision: ${actions.ngrok.restrict_ips.action}
+            x-cidr: ${actions.ngrok.restrict_ips.matched_cidr}
+`,
+			want: expect{Status: 200, UpHeaders: hdr("x-decision", "deny", "x-cidr", "127.0.0.0/8")}},
+	})
+}
+
+func TestLogAction(t *testing.T) {
+	runActionCases(t, []actionCase{
+		{name: "metadata interpolated into one line",
+			policy: `
+on_http_request:
+  - actions:
+      - type: log
+        config:
+          metadata:
+            message: e2e-log-request
+            path: ${req.url.path}
+on_http_response:
+  - actions:
+      - type: log
+        config:
+          metadata:
+            message: e2e-log-response
+            status: ${res.status_code}
+`,
+			req:  request{URL: "http://app.test/logged/path"},
+			want: expect{Status: 200, Log: "path=/logged/path"}},
+	})
+	t.Run("both phases logged", func(t *testing.T) {
+		e := start(t, ep{URL: "http://app.test", Policy: `
+on_tcp_connect:
+  - actions:
+      - type: log
+        config:
+          metadata: {message: e2e-log-connect, client: "${conn.client_ip}"}
+on_http_response:
+  - actions:
+      - type: log
+        config:
+          metadata: {message: e2e-log-response, status: "${res.status_code}"}
+`})
+		r := get(t, e.client(), "http://app.test/")
+		check(t, e, r, 0, expect{Status: 200})
+		logs := e.logs.String()
+		for _, want := range []string{"e2e-log-connect", "client=127.0.0.1", "e2e-log-response", "status=200"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("logs lack %q:\n%s", want, logs)
+			}
+		}
+	})
+}
+
+func TestSetVars(t *testing.T) {
+	runActionCases(t, []actionCase{
+		{name: "a later rule selects on and interpolates vars",
+			policy: `
+on_http_request:
+  - actions:
+      - type: set-vars
+        config:
+          vars:
+            - tier: gold
+            - limit: ${size(req.url.path) * 2}
+            - who: ${req.headers['x-user'][0]}
+  - expressions:
+      - vars.tier == 'gold' && vars.limit == 8
+    actions:
+      - type: add-headers
+        config:
+          headers:
+            x-greeting: hello ${vars.who}, limit ${vars.limit}
+on_http_response:
+  - expressions:
+      - vars.tier == 'gold'
+    actions:
+      - type: add-headers
+        config:
+          headers:
+            x-tier: ${vars.tier}
+`,
+			req:  request{URL: "http://app.test/abc", Header: []string{"X-User", "ann"}},
+			want: expect{Status: 200, UpHeaders: hdr("x-greeting", "hello ann, limit 8"), Headers: hdr("x-tier", "gold")}},
+		{name: "connection vars reach requests",
+			policy: `
+on_tcp_connect:
+  - actions:
+      - type: set-vars
+        config:
+          vars:
+            - port_seen: ${conn.server_port > 0}
+on_http_request:
+  - expressions:
+      - vars.port_seen
+    actions:
+      - type: custom-response
+        config:
+          body: from connect
+`,
+			want: expect{Status: 200, NoUpstream: true, Body: str("from connect")}},
+	})
+}
+
+// TestResponseOfRequestPhasePassesResponsePhase: an answer made in
+// on_http_request (custom-response, deny, redirect) still runs through
+// on_http_response, as in ngrok.
+func TestResponseOfRequestPhasePassesResponsePhase(t *testing.T) {
+	const resp = `
+on_http_response:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-response-phase: ran ${res.status_code}
+`
+	runActionCases(t, []actionCase{
+		{name: "custom-response", policy: `
+on_http_request:
+  - actions:
+      - type: custom-response
+        config: {status_code: 202, body: made here}
+` + resp, want: expect{Status: 202, NoUpstream: true, Body: str("made here"), Headers: hdr("x-response-phase", "ran 202")}},
+		{name: "deny", policy: `
+on_http_request:
+  - actions:
+      - type: deny
+` + resp, want: expect{Status: 403, NoUpstream: true, Headers: hdr("x-response-phase", "ran 403")}},
+		{name: "redirect", policy: `
+on_http_request:
+  - actions:
+      - type: redirect
+        config: {to: /elsewhere}
+` + resp, want: expect{Status: 302, NoUpstream: true, Headers: hdr("x-response-phase", "ran 302", "location", "http://app.test/elsewhere")}},
+		{name: "restrict-ips", policy: `
+on_http_request:
+  - actions:
+      - type: restrict-ips
+        config: {deny: [127.0.0.0/8]}
+` + resp, want: expect{Status: 403, NoUpstream: true, Headers: hdr("x-response-phase", "ran 403")}},
+		{name: "compressed too", policy: `
+on_http_request:
+  - actions:
+      - type: custom-response
+        config:
+          headers: {content-type: text/plain}
+          body: '` + strings.Repeat("made in the request phase; ", 60) + `'
+on_http_response:
+  - actions:
+      - type: compress-response
+`, req: request{Header: []string{"Accept-Encoding", "gzip"}},
+			want: expect{Status: 200, NoUpstream: true, Headers: hdr("content-encoding", "gzip"),
+				BodyContains: "made in the request phase; made in"}},
+	})
+}
+
+func TestOnErrorContinue(t *testing.T) {
+	runActionCases(t, []actionCase{
+		{name: "a failing action with continue lets the next one run",
+			policy: `
+on_http_request:
+  - actions:
+      - type: add-headers
+        config:
+          on_error: continue
+          headers:
+            x-bad: ${req.url.query_params['v'][0]}
+      - type: add-headers
+        config:
+          headers:
+            x-after: ran
+`,
+			req:  request{URL: "http://app.test/?v=a%0Ab"},
+			want: expect{Status: 200, UpHeaders: hdr("x-after", "ran"), UpAbsent: []string{"x-bad"}}},
+		{name: "halt answers 500",
+			policy: `
+on_http_request:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-bad: ${req.url.query_params['v'][0]}
+`,
+			req:  request{URL: "http://app.test/?v=a%0Ab"},
+			want: expect{Status: 500, NoUpstream: true}},
+	})
+}

@@ -127,8 +127,12 @@ type compressBody struct {
 
 const compressChunk = 32 << 10
 
+// chunkPool holds the read buffers, which otherwise are most of what a
+// compressed response allocates.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, compressChunk); return &b }}
+
 func newCompressBody(src io.ReadCloser, coding string) *compressBody {
-	b := &compressBody{src: src, pool: codings[coding], in: make([]byte, compressChunk)}
+	b := &compressBody{src: src, pool: codings[coding], in: *chunkPool.Get().(*[]byte)}
 	b.enc = b.pool.Get().(encoder)
 	b.enc.Reset(&b.out)
 	return b
@@ -190,13 +194,18 @@ func (b *compressBody) consume(n int, err error) {
 	}
 }
 
-// release returns the encoder to its pool once it will not be used again.
-// Called with mu held.
+// release returns the encoder and the read buffer to their pools once they
+// will not be used again. Called with mu held and no Read on src pending.
 func (b *compressBody) release() {
 	if b.enc != nil {
 		b.enc.Reset(io.Discard)
 		b.pool.Put(b.enc)
 		b.enc = nil
+	}
+	if b.in != nil {
+		buf := b.in // the pool keeps a pointer: not to our field
+		chunkPool.Put(&buf)
+		b.in = nil
 	}
 }
 

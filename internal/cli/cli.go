@@ -162,8 +162,8 @@ var agentHelp = map[string]string{
 	"tls":  "Pass TLS connections through to one service without terminating them;\nwith --url tls://host the endpoint answers for that SNI name only.",
 }
 
-// signalContext returns a context cancelled by SIGTERM/SIGINT and a channel
-// of SIGHUPs.
+// signals delivers SIGTERM/SIGINT on stop (buffered for a second one that
+// cuts the drain short) and SIGHUP on hup.
 func signals() (stop <-chan os.Signal, hup <-chan os.Signal, cleanup func()) {
 	s := make(chan os.Signal, 2)
 	h := make(chan os.Signal, 1)

@@ -124,4 +124,3 @@ func endpointPos(cfg *config.Config, i int) string {
 	}
 	return fmt.Sprintf("%s:%d:%d: %s", cfg.File, e.Line, e.Col, e.Path)
 }
-

@@ -78,7 +78,8 @@ minutes.
   front of it; the \`direct\` rows show its ceiling on this machine.
 - **Each proxy runs alone**: started, warmed up (${WARM:-2} s per protocol), measured (${DUR:-8} s per row), stopped.
   Peak RSS is its \`VmHWM\` from \`/proc/PID/status\` at the end of its
-  runs (nginx: master + workers summed).
+  runs (nginx: master + workers summed, which counts shared pages more
+  than once, so nginx's figure is an upper bound).
 - **Configs** as people run them in production: \`bench/sluice.yaml\`;
   \`bench/nginx-proxy.conf\` (\`worker_processes auto\`, upstream
   \`keepalive 64\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection ""\`,
@@ -93,8 +94,9 @@ minutes.
 - **Commands** (ports are picked free at run time):
 
 \`\`\`
-wrk -t2 -c64 -d${DUR:-8}s --latency -H 'X-Bench: 1' http://127.0.0.1:PORT/1k     # and /1m
+wrk -t2 -c64 -d${DUR:-8}s --timeout 10s --latency -H 'X-Bench: 1' http://127.0.0.1:PORT/1k     # and /1m
 h2load -t2 -c64 -m10 -D ${DUR:-8} -H 'X-Bench: 1' --log-file=LOG https://127.0.0.1:TLS_PORT/1k
+h2load -t2 -c64 -m10 -n 1280 -H 'X-Bench: 1' --log-file=LOG https://127.0.0.1:TLS_PORT/1m   # counted: timed mode can hang on large bodies
 go test -run='^\$' -bench=. -benchmem ./proxy/ ./policy/...
 \`\`\`
 

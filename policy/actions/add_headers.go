@@ -49,6 +49,9 @@ func (a *AddHeaders) Run(s *policy.State) error {
 	added := make(map[string]any, len(vals))
 	switch {
 	case s.Phase == policy.OnHTTPRequest && s.X != nil && s.X.Req != nil:
+		if s.X.Req.Header == nil {
+			s.X.Req.Header = make(map[string][]string)
+		}
 		for i, name := range a.h.names {
 			if name == "host" {
 				s.X.Req.Host = vals[i]

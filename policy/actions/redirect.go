@@ -63,7 +63,8 @@ func newRedirect(c *policy.Config) (policy.Action, error) {
 
 // Run answers with the redirect when the URL changed.
 func (a *Redirect) Run(s *policy.State) error {
-	if s.X == nil || s.X.Req == nil {
+	// "OPTIONS *" has no URL to transform.
+	if s.X == nil || s.X.Req == nil || s.X.Req.Path == "*" {
 		return nil
 	}
 	orig := requestURL(s.X.Req)

@@ -72,6 +72,12 @@ func newRestrictIPs(c *policy.Config) (policy.Action, error) {
 	if a.deny, err = compileIPList(c, "deny", a.Deny); err != nil {
 		return nil, err
 	}
+	if fam := a.allow.family(); fam != "" && c.Log != nil {
+		// ngrok's docs warn about this trap: tested over IPv4, then every
+		// IPv6 visitor is refused (or the other way round).
+		c.Log.Warn(c.Errorf(fieldNode(c.Node, "allow"),
+			"allow lists only %s ranges: every client of the other IP family is refused", fam).Error())
+	}
 	return a, nil
 }
 
@@ -148,6 +154,24 @@ func (l ipList) match(s *policy.State, ip netip.Addr) (netip.Prefix, bool, error
 		}
 	}
 	return netip.Prefix{}, false, nil
+}
+
+// family returns "IPv4" or "IPv6" when every entry is static and of that
+// family, "" otherwise.
+func (l ipList) family() string {
+	if len(l.static) == 0 || len(l.dynamic) > 0 {
+		return ""
+	}
+	v4 := l.static[0].Addr().Is4()
+	for _, p := range l.static[1:] {
+		if p.Addr().Is4() != v4 {
+			return ""
+		}
+	}
+	if v4 {
+		return "IPv4"
+	}
+	return "IPv6"
 }
 
 func (l ipList) empty() bool { return len(l.static)+len(l.dynamic) == 0 }

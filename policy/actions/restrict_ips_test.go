@@ -1,11 +1,15 @@
 package actions
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/exchange"
 	"github.com/sluicehq/sluice/policy"
+	"go.yaml.in/yaml/v3"
 )
 
 func TestRestrictIPs(t *testing.T) {
@@ -93,5 +97,30 @@ func TestRestrictIPsConfigErrors(t *testing.T) {
 	for _, tt := range tests {
 		_, err := build(t, "restrict-ips", policy.OnHTTPRequest, tt.config)
 		wantErr(t, err, tt.want)
+	}
+}
+
+func TestRestrictIPsWarnsAboutOneFamily(t *testing.T) {
+	for cfg, warn := range map[string]bool{
+		`allow: [1.1.1.1/32, 10.0.0.0/8]`:     true,
+		`allow: ["2001:db8::/32"]`:            true,
+		`allow: [1.1.1.1/32, "::/0"]`:         false,
+		`deny: [1.1.1.1/32]`:                  false,
+		`allow: ["${'1.1.1.1'}", 10.0.0.0/8]`: false,
+	} {
+		var buf bytes.Buffer
+		spec, _ := policy.Lookup("restrict-ips")
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(cfg), &doc); err != nil {
+			t.Fatal(err)
+		}
+		c := &policy.Config{Type: "restrict-ips", Phase: policy.OnHTTPRequest, Node: doc.Content[0],
+			Log: slog.New(slog.NewTextHandler(&buf, nil))}
+		if _, err := spec.New(c); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(buf.String(), "other IP family"); got != warn {
+			t.Errorf("%s: warned=%v, want %v (%q)", cfg, got, warn, buf.String())
+		}
 	}
 }

@@ -55,7 +55,8 @@ func newURLRewrite(c *policy.Config) (policy.Action, error) {
 
 // Run rewrites X.Req's host, path and query.
 func (a *URLRewrite) Run(s *policy.State) error {
-	if s.X == nil || s.X.Req == nil {
+	// "OPTIONS *" has no URL to transform.
+	if s.X == nil || s.X.Req == nil || s.X.Req.Path == "*" {
 		return nil
 	}
 	r := s.X.Req

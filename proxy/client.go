@@ -164,8 +164,7 @@ func (p *connPool) roundTrip(xs *xstate, upgrade bool) (*exchange.Response, erro
 			}
 		}
 		res, err := pc.roundTrip(xs, upgrade, reused)
-		var se *staleError
-		if err != nil && errors.As(err, &se) {
+		if se, ok := err.(*staleError); ok {
 			if attempt < 2 {
 				fresh = true
 				continue

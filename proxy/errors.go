@@ -20,6 +20,7 @@ var (
 	errNoUpstream     = &exchange.Error{Status: http.StatusServiceUnavailable, Msg: "no upstream configured"}
 	errNoHost         = &exchange.Error{Status: http.StatusMisdirectedRequest, Msg: "no endpoint for this host"}
 	errNotConfigured  = &exchange.Error{Status: http.StatusServiceUnavailable, Msg: "proxy not configured"}
+	errConnect        = &exchange.Error{Status: http.StatusMethodNotAllowed, Msg: "CONNECT is not supported"}
 	errForwardLoop    = &exchange.Error{Status: http.StatusLoopDetected, Msg: "forward-internal nested too deep"}
 	errUnknownForward = &exchange.Error{Status: http.StatusBadGateway, Msg: "forward-internal: no such internal endpoint"}
 )

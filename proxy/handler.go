@@ -141,6 +141,9 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 		err = errNotConfigured
 	case e == nil:
 		err = errNoHost
+	case r.Method == http.MethodConnect:
+		x.Endpoint = &e.ep
+		err = errConnect
 	default:
 		x.Endpoint = &e.ep
 		s.prepare(xs, ci, e, r)

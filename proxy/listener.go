@@ -154,10 +154,14 @@ func (l *listener) routes(t *table) *routes {
 func (l *listener) handle(c net.Conn) {
 	defer l.wg.Done()
 	s := l.s
-	t, ok := s.tbl.Load()
+	// The table stays pinned while the connection is classified and, for
+	// byte pipes, as long as it lasts: its endpoints' pools and certificate
+	// stores are closed only once nothing uses them.
+	v := s.tbl.Acquire()
+	defer v.Release()
 	var r *routes
-	if ok {
-		r = l.routes(t)
+	if v != nil {
+		r = l.routes(v.Val)
 	}
 	if r == nil {
 		c.Close()

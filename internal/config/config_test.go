@@ -222,3 +222,22 @@ func TestInternalHTTPSNeedsNoTLS(t *testing.T) {
 		t.Fatalf("internal https endpoint without tls: %v", err)
 	}
 }
+
+// ParseUpstream never panics, and its output is a fixed point: parsing the
+// canonical form again gives the same string.
+func FuzzParseUpstream(f *testing.F) {
+	for _, s := range []string{"8080", "h:1", "http://a", "h2c://a:1", "unix:/s", "tcp://a:1", "[::1]:9", "https://a:99999"} {
+		f.Add("http", s)
+		f.Add("tcp", s)
+	}
+	f.Fuzz(func(t *testing.T, kind, s string) {
+		out, err := ParseUpstream(kind, s)
+		if err != nil {
+			return
+		}
+		again, err := ParseUpstream(kind, out)
+		if err != nil || again != out {
+			t.Fatalf("ParseUpstream(%q, %q) = %q, but again = %q, %v", kind, s, out, again, err)
+		}
+	})
+}

@@ -89,6 +89,11 @@ func checkHostPort(orig, hp string) error {
 	if _, err := parsePort(port); err != nil {
 		return fmt.Errorf("%q: %v", orig, err)
 	}
+	// The URL parser is the judge of what a host may contain: the
+	// canonical form we return is a URL.
+	if u, err := url.Parse("tcp://" + hp); err != nil || u.Hostname() != host || u.Port() != port || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q: invalid host %q", orig, host)
+	}
 	return nil
 }
 

@@ -52,7 +52,7 @@ func newCompressResponse(c *policy.Config) (policy.Action, error) {
 		return nil, err
 	}
 	if !hasField(c.Node, "algorithms") {
-		a.Algorithms = allAlgorithms
+		a.Algorithms = append([]string(nil), allAlgorithms...) // lowered below: not the shared slice
 	}
 	n := fieldNode(c.Node, "algorithms")
 	if len(a.Algorithms) == 0 {

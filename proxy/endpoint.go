@@ -235,9 +235,18 @@ type hostRouter struct {
 	exact map[string]*endpoint
 	wild  []*endpoint // longest suffix first
 	any   *endpoint
+	order []*endpoint // as configured
 }
 
 func (h *hostRouter) add(e *endpoint) error {
+	if err := h.insert(e); err != nil {
+		return err
+	}
+	h.order = append(h.order, e)
+	return nil
+}
+
+func (h *hostRouter) insert(e *endpoint) error {
 	switch {
 	case e.host == "":
 		if h.any != nil {
@@ -267,7 +276,7 @@ func (h *hostRouter) add(e *endpoint) error {
 	return nil
 }
 
-func (h *hostRouter) empty() bool { return len(h.exact) == 0 && len(h.wild) == 0 && h.any == nil }
+func (h *hostRouter) empty() bool { return len(h.order) == 0 }
 
 // match finds the endpoint for a host (already lower-cased, port stripped).
 func (h *hostRouter) match(host string) *endpoint {
@@ -283,16 +292,14 @@ func (h *hostRouter) match(host string) *endpoint {
 	return h.any
 }
 
-// only returns the single endpoint when the router holds exactly one.
+// first is the endpoint a plaintext connection's OnConnect runs with, before
+// any Host is known: the catch-all endpoint, else the first configured.
 func (h *hostRouter) first() *endpoint {
 	if h.any != nil {
 		return h.any
 	}
-	for _, e := range h.exact {
-		return e
-	}
-	if len(h.wild) > 0 {
-		return h.wild[0]
+	if len(h.order) > 0 {
+		return h.order[0]
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ type golden struct {
 		ConnStart string            `yaml:"conn_start"`
 		GeoCity   string            `yaml:"geo_city"`
 		Repeat    int               `yaml:"repeat"`
+		Length    int64             `yaml:"content_length"`
 	} `yaml:"request"`
 	Upstream struct {
 		Status     int               `yaml:"status"`
@@ -182,7 +183,7 @@ func runGolden(t *testing.T, p *policy.Policy, g *golden, log *slog.Logger) outc
 	}
 	x := &exchange.Exchange{ID: "req_golden", Start: time.Now(), Conn: conn, Endpoint: ep, Log: log,
 		Req: &exchange.Request{Method: method, Scheme: u.Scheme, Host: host, Path: path, RawQuery: u.RawQuery,
-			Proto: "HTTP/1.1", Header: h, Body: http.NoBody}}
+			Proto: "HTTP/1.1", Header: h, ContentLength: g.Request.Length, Body: http.NoBody}}
 	out.x = x
 	if err := p.RunRequest(x); errors.Is(err, exchange.ErrCloseConnection) {
 		out.closed = true

@@ -241,3 +241,11 @@ func FuzzParseUpstream(f *testing.F) {
 		}
 	})
 }
+
+func TestErrorFloodIsCapped(t *testing.T) {
+	src := "endpoints: [{url: 'http://:1', upstream: 1}]\n" + strings.Repeat("x: 1\n", 200)
+	_, err := Parse("c.yaml", []byte(src), env(nil))
+	if err == nil || strings.Count(err.Error(), "\n") != maxErrors || !strings.Contains(err.Error(), "c.yaml: and 150 more errors") {
+		t.Errorf("got %d lines: %v", strings.Count(err.Error(), "\n"), err)
+	}
+}

@@ -34,21 +34,36 @@ type nodeDecoder interface {
 // own KnownFields mode reports only a line and a Go type name, which is not
 // what a user of the config file should have to read.
 type decoder struct {
-	file  string
-	env   func(string) (string, bool)
-	errs  []error
-	nodes map[string]*yaml.Node // path -> value node, for later validation
+	file    string
+	env     func(string) (string, bool)
+	errs    []error
+	dropped int                   // errors beyond maxErrors
+	nodes   map[string]*yaml.Node // path -> value node, for later validation
 }
+
+// maxErrors bounds the report: a file that is wrong everywhere (or an
+// alias repeated thousands of times) needs its first problems fixed, not
+// a flood.
+const maxErrors = 50
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	line, col := 0, 0
 	if n != nil {
 		line, col = n.Line, n.Column
 	}
+	if len(d.errs) >= maxErrors {
+		d.dropped++
+		return
+	}
 	d.errs = append(d.errs, &PosError{File: d.file, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (d *decoder) err() error { return errors.Join(d.errs...) }
+func (d *decoder) err() error {
+	if d.dropped > 0 {
+		return errors.Join(append(d.errs, fmt.Errorf("%s: and %d more errors", d.file, d.dropped))...)
+	}
+	return errors.Join(d.errs...)
+}
 
 var (
 	nodePtrType     = reflect.TypeFor[*yaml.Node]()

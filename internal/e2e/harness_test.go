@@ -143,7 +143,7 @@ func startWith(t testing.TB, s setup, eps ...ep) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.Debounce = 20 * time.Millisecond
+		w.Debounce = 10 * time.Millisecond
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); w.Run(ctx) }()

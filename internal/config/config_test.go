@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -247,5 +248,23 @@ func TestErrorFloodIsCapped(t *testing.T) {
 	_, err := Parse("c.yaml", []byte(src), env(nil))
 	if err == nil || strings.Count(err.Error(), "\n") != maxErrors || !strings.Contains(err.Error(), "c.yaml: and 150 more errors") {
 		t.Errorf("got %d lines: %v", strings.Count(err.Error(), "\n"), err)
+	}
+}
+
+// The examples in docs/config.md stay valid.
+func TestDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/config.md")
+	if err != nil {
+		t.Skip("docs/config.md not found")
+	}
+	blocks := strings.Split(string(doc), "```yaml\n")[1:]
+	if len(blocks) == 0 {
+		t.Fatal("no yaml blocks in docs/config.md")
+	}
+	for i, b := range blocks {
+		src, _, _ := strings.Cut(b, "```")
+		if _, err := Parse(fmt.Sprintf("config.md#%d", i), []byte(src), env(map[string]string{})); err != nil {
+			t.Errorf("docs/config.md yaml block %d: %v", i, err)
+		}
 	}
 }

@@ -54,7 +54,9 @@ var (
 func str(s string) ref.Val { return types.String(s) }
 
 // variables is the table of every declared variable, in documentation order.
-var variables = []variable{
+var variables = append(baseVariables, tlsClientVariables()...)
+
+var baseVariables = []variable{
 	// conn.*
 	{"conn.client_ip", tStr, inAll, "client IP (after trusted proxies / tunnel)", func(e *evaluation) ref.Val { return str(addrString(e.conn().ClientAddr.Addr())) }},
 	{"conn.client_port", tInt, inAll, "client port", func(e *evaluation) ref.Val { return types.Int(e.conn().ClientAddr.Port()) }},

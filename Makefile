@@ -87,7 +87,7 @@ TESTFLAGS ?= -race -timeout 15m
 FUZZTIME ?= 10s
 
 .PHONY: test
-test: deps vet fmtcheck unit fuzz h2spec ## what CI runs
+test: deps vet fmtcheck h2spec fuzz unit ## what CI runs (unit tests last: their summary closes the log)
 
 .PHONY: vet
 vet:

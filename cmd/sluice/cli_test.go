@@ -1,11 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/testcert"
 )
 
 // Commands that end at once: usage, version, argument errors.
@@ -71,5 +74,28 @@ func TestServeConfigErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 1 and %q", code, errOut, tc.want)
 			}
 		})
+	}
+}
+
+// serve --check loads policies and certificates without listening.
+func TestServeCheck(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cert, key := testcert.Generate(t, dir, "app.test")
+	os.WriteFile(filepath.Join(dir, "good.yaml"), []byte("on_http_request: []\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("on_http_request:\n  - actions: [{type: nope}]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "junk.crt"), []byte("not a certificate"), 0o644)
+	good := fmt.Sprintf("endpoints:\n  - url: https://app.test:1\n    tls: {cert: %s, key: %s}\n    upstream: 1\n    traffic_policy_file: good.yaml\n", cert, key)
+	path := filepath.Join(dir, "sluice.yaml")
+	os.WriteFile(path, []byte(good), 0o644)
+	code, out, errOut := runSluice(t, "serve", "-c", path, "--check")
+	if code != 0 || out != path+": ok\n" {
+		t.Errorf("good config: exit %d, %q %q", code, out, errOut)
+	}
+	bad := fmt.Sprintf("endpoints:\n  - url: https://app.test:1\n    tls: {cert: junk.crt, key: %s}\n    upstream: 1\n    traffic_policy_file: bad.yaml\n", key)
+	os.WriteFile(path, []byte(bad), 0o644)
+	code, out, _ = runSluice(t, "serve", "-c", path, "--check")
+	if code != 1 || !strings.Contains(out, "sluice.yaml:2:5: endpoints[0].tls: certs:") || !strings.Contains(out, "junk.crt") || !strings.Contains(out, "bad.yaml:2:") {
+		t.Errorf("bad config: exit %d, %q", code, out)
 	}
 }

@@ -88,10 +88,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		printFlags(fs)
 	}
 	var file, logFormat, logLevel string
+	var check bool
 	fs.StringVar(&file, "c", "sluice.yaml", "config `FILE`")
 	fs.StringVar(&file, "config", "sluice.yaml", "config `FILE` (same as -c)")
 	fs.StringVar(&logFormat, "log-format", "", "override log.format: text or json")
 	fs.StringVar(&logLevel, "log-level", "", "override log.level: debug, info, warn or error")
+	fs.BoolVar(&check, "check", false, "check the config, its policies and certificates, then exit (like nginx -t)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -120,6 +122,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		// editors can jump to each.
 		fmt.Fprintln(stderr, err)
 		return exitFail
+	}
+	if check {
+		return checkConfig(cfg, stdout)
 	}
 	o := runOptions{file: file, logFormat: logFormat, logLevel: logLevel, sum: sha256.Sum256(data)}
 	return run(cfg, o, stdout, stderr)

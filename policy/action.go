@@ -115,7 +115,8 @@ func (s Spec) allowed(p Phase) bool {
 }
 
 // Config is one action's raw config at load time, with what is needed to
-// decode it strictly and compile the CEL it contains.
+// decode it strictly (Decode), report positioned errors (Errorf) and compile
+// the CEL it contains (CompileTemplate, CompileExpr); see config.go.
 type Config struct {
 	Type  string
 	Phase Phase
@@ -139,7 +140,10 @@ type Config struct {
 	at *yaml.Node // the action's mapping, for errors without a node
 }
 
-// State is what an action sees while it runs.
+// State is what an action sees while it runs. It is valid only during Run:
+// the engine recycles it afterwards, so an action must not keep it (copy
+// what a streaming body wrapper needs instead). See state.go and eval.go
+// for SetVar, SetResult, Invalidate and the lazy CEL activation.
 type State struct {
 	Phase Phase
 	Conn  *exchange.Conn

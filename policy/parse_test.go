@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -102,4 +104,43 @@ func TestHashAndName(t *testing.T) {
 	if p.Hash() == q.Hash() || len(p.Hash()) != 12 || p.Name() != "test.yaml" || !p.Empty() {
 		t.Fatalf("hash %q %q name %q", p.Hash(), q.Hash(), p.Name())
 	}
+}
+
+// TestParseNode: an inline traffic_policy inside sluice's config file keeps
+// the config file's positions.
+func TestParseNode(t *testing.T) {
+	src := []byte(`endpoints:
+  - url: http://:8080
+    traffic_policy:
+      on_http_request:
+        - expressions: ["req.nosuch == 1"]
+  - url: http://:8081
+    traffic_policy:
+      on_http_request:
+        - actions:
+            - type: t-header
+              config: {name: X-Inline, value: "${req.method}"}
+`)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		t.Fatal(err)
+	}
+	eps := doc.Content[0].Content[1].Content
+	tp := func(i int) *yaml.Node { return eps[i].Content[3] }
+	_, err := ParseNode("sluice.yaml", src, tp(0))
+	if err == nil || err.Error() != `sluice.yaml:5:26: CEL: unknown variable "req.nosuch"` {
+		t.Fatalf("got %v", err)
+	}
+	p, err := ParseNode("sluice.yaml", src, tp(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewPolicyHandle(p, Options{})
+	defer h.Close()
+	_, x := fixture()
+	x.Res = nil
+	if err := h.OnRequest(x); err != nil || x.Req.Header.Get("X-Inline") != "POST" {
+		t.Fatalf("%v %v", err, x.Req.Header)
+	}
+	h.Done(x)
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/textproto"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -208,14 +207,4 @@ func jsonable(v any) any {
 		return formatValue(x)
 	}
 	return v
-}
-
-// sortedKeys is used where deterministic output matters (docs, errors).
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

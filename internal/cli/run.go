@@ -224,6 +224,7 @@ func (r *runner) reloadConfig(force bool) error {
 		// already reported: one error per broken version, not per event.
 		return nil
 	}
+	old := r.cfg
 	cfg, err := config.Parse(r.o.file, data, os.LookupEnv)
 	if err == nil {
 		err = r.apply(cfg)
@@ -236,9 +237,38 @@ func (r *runner) reloadConfig(force bool) error {
 	r.sum = sum
 	r.reloads.WithLabelValues("success").Inc()
 	r.lastOK.Set(1)
-	r.log.Info("config reloaded", "file", r.o.file, "endpoints", len(cfg.Endpoints))
+	added, removed := endpointDiff(old, cfg)
+	r.log.Info("config reloaded", "file", r.o.file, "endpoints", len(cfg.Endpoints), "added", added, "removed", removed)
 	r.logListeners()
 	return nil
+}
+
+// endpointDiff lists the endpoint URLs a reload added and removed, for the
+// operator reading the log.
+func endpointDiff(old, cur *config.Config) (added, removed []string) {
+	urls := func(c *config.Config) map[string]bool {
+		m := map[string]bool{}
+		if c != nil {
+			for _, e := range c.Endpoints {
+				m[e.URL] = true
+			}
+		}
+		return m
+	}
+	o, n := urls(old), urls(cur)
+	for u := range n {
+		if !o[u] {
+			added = append(added, u)
+		}
+	}
+	for u := range o {
+		if !n[u] {
+			removed = append(removed, u)
+		}
+	}
+	sort.Strings(added)
+	sort.Strings(removed)
+	return added, removed
 }
 
 // apply builds the proxy endpoints of cfg, reusing the policy handles of

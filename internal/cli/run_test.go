@@ -84,3 +84,12 @@ func TestPolicyKey(t *testing.T) {
 		t.Errorf("file key %q", k)
 	}
 }
+
+func TestEndpointDiff(t *testing.T) {
+	a := parse(t, "endpoints: [{url: 'http://:1', upstream: 1}, {url: 'http://:2', upstream: 1}]")
+	b := parse(t, "endpoints: [{url: 'http://:2', upstream: 2}, {url: 'http://:3', upstream: 1}]")
+	added, removed := endpointDiff(a, b)
+	if len(added) != 1 || added[0] != "http://:3" || len(removed) != 1 || removed[0] != "http://:1" {
+		t.Errorf("added %v removed %v", added, removed)
+	}
+}

@@ -63,6 +63,9 @@ var phaseKeys = map[string]Phase{
 	"on_tcp_connect":   OnTCPConnect,
 	"on_http_request":  OnHTTPRequest,
 	"on_http_response": OnHTTPResponse,
+	// ngrok's first Traffic Policy format, still found in older policies.
+	"inbound":  OnHTTPRequest,
+	"outbound": OnHTTPResponse,
 }
 
 // Name returns the file name (or inline name) the policy came from.
@@ -174,11 +177,11 @@ func build(name string, src []byte, root *yaml.Node, o Options) (*Policy, error)
 				b.fail(k, "unknown field %q (known: on_http_request, on_http_response, on_tcp_connect)", k.Value)
 				continue
 			}
-			if seen[k.Value] {
-				b.fail(k, "%s given twice", k.Value)
+			if seen[ph.String()] {
+				b.fail(k, "%s given twice (inbound/outbound are old names of on_http_request/on_http_response)", ph)
 				continue
 			}
-			seen[k.Value] = true
+			seen[ph.String()] = true
 			b.phase(ph, v)
 		}
 	}

@@ -78,6 +78,7 @@ func TestParseValid(t *testing.T) {
 		"nullPhase":  "on_http_request:\n",
 		"noActions":  "on_http_request:\n  - name: x\n    expressions: ['true']\n",
 		"json":       `{"on_http_request":[{"name":"r","expressions":["req.method == 'GET'"],"actions":[{"type":"t-header","config":{"name":"X","value":1}}]}]}`,
+		"oldFormat":  "inbound:\n  - actions: [{type: t-record, config: {value: in}}]\noutbound:\n  - expressions: ['res.status_code > 0']\n",
 		"aliases":    "on_http_request: &r\n  - name: a\n    actions:\n      - &act {type: t-record, config: &c {value: v}}\non_http_response: *r\n",
 		"anchors":    "x: &h {name: X, value: v}\non_http_request:\n  - actions:\n      - type: t-header\n        config: *h\n",
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/config"
+	"github.com/sluicehq/sluice/proxy/upstream"
 )
 
 func parse(t *testing.T, src string) *config.Config {
@@ -91,5 +92,23 @@ func TestEndpointDiff(t *testing.T) {
 	added, removed := endpointDiff(a, b)
 	if len(added) != 1 || added[0] != "http://:3" || len(removed) != 1 || removed[0] != "http://:1" {
 		t.Errorf("added %v removed %v", added, removed)
+	}
+}
+
+// What config accepts as an upstream, the proxy accepts too.
+func TestUpstreamFormsAgree(t *testing.T) {
+	for _, tc := range []struct{ kind, in string }{
+		{"http", "8080"}, {"http", "localhost:9000"}, {"http", "[::1]:9000"}, {"http", "https://api.example.com/base"},
+		{"http", "h2c://127.0.0.1:50051"}, {"http", "unix:/run/app.sock"}, {"http", "unix:///run/app.sock"},
+		{"tcp", "5432"}, {"tcp", "db:5432"}, {"tls", "tcp://db:443"}, {"tcp", "unix:/run/db.sock"},
+	} {
+		out, err := config.ParseUpstream(tc.kind, tc.in)
+		if err != nil {
+			t.Errorf("config.ParseUpstream(%s, %q): %v", tc.kind, tc.in, err)
+			continue
+		}
+		if _, err := upstream.ParseTarget(out); err != nil {
+			t.Errorf("%q -> %q refused by the proxy: %v", tc.in, out, err)
+		}
 	}
 }

@@ -37,21 +37,32 @@ type Handle struct {
 // in.
 func NewFileHandle(path string, opts Options) (*Handle, error) {
 	h := &Handle{name: path, path: path, opts: opts, m: metricsFor(opts.Registerer)}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	p, err := Parse(path, data, opts)
-	if err != nil {
-		return nil, err
-	}
-	h.publish(p, data)
+	// Watch before the first read, holding the reload lock, so that a
+	// change made while we load is not missed: its reload waits for the
+	// lock and then compares the content with what we loaded.
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if opts.Watcher != nil {
-		if err := opts.Watcher.Add(path, func(string) { h.watchReload() }); err != nil {
-			h.Close()
+		if err := watchFile(opts.Watcher, path, h); err != nil {
 			return nil, fmt.Errorf("policy: watch %s: %w", path, err)
 		}
 	}
+	fail := func(err error) (*Handle, error) {
+		h.closed.Store(true)
+		if opts.Watcher != nil {
+			unwatchFile(opts.Watcher, path, h)
+		}
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fail(fmt.Errorf("policy: %w", err))
+	}
+	p, err := Parse(path, data, opts)
+	if err != nil {
+		return fail(err)
+	}
+	h.publish(p, data)
 	return h, nil
 }
 
@@ -147,7 +158,7 @@ func (h *Handle) Close() {
 		return
 	}
 	if h.path != "" && h.opts.Watcher != nil {
-		h.opts.Watcher.Remove(h.path)
+		unwatchFile(h.opts.Watcher, h.path, h)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -352,3 +352,66 @@ func TestInlineHandle(t *testing.T) {
 		t.Fatal("broken inline accepted")
 	}
 }
+
+// TestSharedPolicyFile: two endpoints using one file both follow it, and
+// closing one does not stop the other's reloads.
+func TestSharedPolicyFile(t *testing.T) {
+	id := fmt.Sprintf("shared%d", time.Now().UnixNano())
+	path := filepath.Join(t.TempDir(), "shared.yaml")
+	renameSave(t, path, versionPolicy(id, 1))
+	w, err := reload.NewWatcher(slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Debounce = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+
+	opts := Options{Log: slog.New(slog.DiscardHandler), Watcher: w}
+	reloads := make(chan string, 16)
+	newHandle := func(name string) *Handle {
+		h, err := NewFileHandle(path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.mu.Lock()
+		h.reloaded = func(error) { reloads <- name }
+		h.mu.Unlock()
+		return h
+	}
+	a, b := newHandle("a"), newHandle("b")
+	defer b.Close()
+	waitFor := func(names ...string) {
+		t.Helper()
+		want := map[string]bool{}
+		for _, n := range names {
+			want[n] = true
+		}
+		for len(want) > 0 {
+			select {
+			case n := <-reloads:
+				delete(want, n)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no reload for %v", want)
+			}
+		}
+	}
+	renameSave(t, path, versionPolicy(id, 2))
+	waitFor("a", "b")
+	for _, h := range []*Handle{a, b} {
+		if req, _, x := serve(t, h); req != "2" {
+			t.Fatalf("serving %q", req)
+		} else {
+			h.Done(x)
+		}
+	}
+	a.Close()
+	renameSave(t, path, versionPolicy(id, 3))
+	waitFor("b")
+	if req, _, x := serve(t, b); req != "3" {
+		t.Fatalf("serving %q", req)
+	} else {
+		b.Done(x)
+	}
+}

@@ -57,6 +57,9 @@ func TestAdmin(t *testing.T) {
 			t.Errorf("/metrics (%d) lacks %q", code, want)
 		}
 	}
+	if code, body := get(t, base+"/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Errorf("pprof goroutine = %d", code)
+	}
 	if code, _ := get(t, base+"/nope"); code != 404 {
 		t.Errorf("/nope = %d", code)
 	}

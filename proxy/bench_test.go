@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/proxy/upstream"
 )
@@ -109,4 +113,24 @@ func BenchmarkDirectGet1K(b *testing.B) {
 			res.Body.Close()
 		}
 	})
+}
+
+// TestServeForLoad serves SLUICE_LOAD_LISTEN -> SLUICE_LOAD_UPSTREAM for
+// SLUICE_LOAD_SECONDS, for profiling under an external load generator
+// (wrk). Skipped unless the variables are set.
+func TestServeForLoad(t *testing.T) {
+	ln, upURL := os.Getenv("SLUICE_LOAD_LISTEN"), os.Getenv("SLUICE_LOAD_UPSTREAM")
+	if ln == "" || upURL == "" {
+		t.Skip("set SLUICE_LOAD_LISTEN and SLUICE_LOAD_UPSTREAM")
+	}
+	secs, _ := strconv.Atoi(os.Getenv("SLUICE_LOAD_SECONDS"))
+	if secs == 0 {
+		secs = 10
+	}
+	s := New(Options{Log: quiet})
+	if err := s.Apply([]EndpointConfig{{URL: "http://:80", Listen: ln, Upstream: up(upURL)}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Duration(secs) * time.Second)
+	s.Shutdown(context.Background())
 }

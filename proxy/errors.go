@@ -18,6 +18,7 @@ import (
 var (
 	errBodyTooLarge   = &exchange.Error{Status: http.StatusRequestEntityTooLarge, Msg: "request body too large"}
 	errNoUpstream     = &exchange.Error{Status: http.StatusServiceUnavailable, Msg: "no upstream configured"}
+	errUnknownHost    = &exchange.Error{Status: http.StatusNotFound, Msg: "no endpoint for this host"}
 	errNoHost         = &exchange.Error{Status: http.StatusMisdirectedRequest, Msg: "no endpoint for this host"}
 	errNotConfigured  = &exchange.Error{Status: http.StatusServiceUnavailable, Msg: "proxy not configured"}
 	errConnect        = &exchange.Error{Status: http.StatusMethodNotAllowed, Msg: "CONNECT is not supported"}

@@ -139,8 +139,10 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 	switch {
 	case v == nil:
 		err = errNotConfigured
+	case e == nil && ci.tls:
+		err = errNoHost // a connection reused for a host it does not serve
 	case e == nil:
-		err = errNoHost
+		err = errUnknownHost
 	case r.Method == http.MethodConnect:
 		x.Endpoint = &e.ep
 		err = errConnect
@@ -173,6 +175,8 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 		abort = true
 		if xs.upErr == nil && !errors.Is(werr, errClientGone) {
 			xs.upErr = werr
+			s.log.LogAttrs(x.Ctx, slog.LevelWarn, "response aborted",
+				slog.String("request_id", x.ID), slog.Any("err", werr))
 		}
 	}
 	s.finish(xs, e, r, status, out)

@@ -46,7 +46,7 @@ func TestHostRouting(t *testing.T) {
 		t.Errorf("second listener: %q", body)
 	}
 	res, body := get(t, "http://"+a2+"/", "Host", "unknown.test")
-	if res.StatusCode != http.StatusMisdirectedRequest || !strings.Contains(body, "no endpoint for this host (request id "+res.Header.Get("X-Request-Id")+")") {
+	if res.StatusCode != http.StatusNotFound || !strings.Contains(body, "no endpoint for this host (request id "+res.Header.Get("X-Request-Id")+")") {
 		t.Errorf("unknown host: %d %q", res.StatusCode, body)
 	}
 }

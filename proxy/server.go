@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,7 +110,13 @@ func (s *Server) Apply(cfgs []EndpointConfig) error {
 			for _, l := range opened {
 				l.ln.Close()
 			}
-			return fail(fmt.Errorf("proxy: listen %s: %w", key, err))
+			var urls []string
+			for _, e := range eps {
+				if e.bind == key {
+					urls = append(urls, e.ep.URL)
+				}
+			}
+			return fail(fmt.Errorf("proxy: endpoint %s: listen %s: %w", strings.Join(urls, ", "), key, err))
 		}
 		opened = append(opened, s.newListener(key, ln))
 	}

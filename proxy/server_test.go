@@ -65,6 +65,13 @@ func TestApplyAtomicAndKeepsListeners(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "duplicate host a.test") {
 		t.Fatalf("duplicate: %v", err)
 	}
+	// A port that cannot be bound names the endpoint.
+	busy, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer busy.Close()
+	err = s.Apply([]EndpointConfig{{URL: "http://:80", Listen: busy.Addr().String(), Upstream: up(named(t, "v2"))}})
+	if err == nil || !strings.Contains(err.Error(), "endpoint http://:80: listen "+busy.Addr().String()) {
+		t.Fatalf("busy port: %v", err)
+	}
 	if got := getC(); got != "v1" {
 		t.Fatalf("after failed apply: %q", got)
 	}

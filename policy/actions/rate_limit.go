@@ -35,9 +35,10 @@ import (
 // getReqHeader('x-api-key'). Lists (getReqHeader returns one) are joined.
 // enforce (boolean, default true): false only records the result variables.
 //
-// The window is sliding: the count is the current fixed window plus the
-// previous one weighted by how much of it still overlaps the last `rate`.
-// Refused requests do not count. Counters live in this sluice process, in a
+// The window is sliding: requests of the last `rate` are counted from two
+// fixed windows, each known by its count and the times of its first and
+// last request, so a refused client can always retry within `rate`
+// (Retry-After is at most `rate`). Refused requests do not count. Counters live in this sluice process, in a
 // table shared by every rate-limit action with the same name, capacity,
 // rate and bucket_key (so they survive a policy reload, and two endpoints
 // may share a limit on purpose). Memory is bounded: idle buckets are

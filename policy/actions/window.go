@@ -3,16 +3,19 @@ package actions
 import (
 	"context"
 	"hash/maphash"
-	"math"
 	"sync"
 	"time"
 )
 
 // windowTable is the counter store behind rate-limit: a sliding-window
 // counter per bucket key. It keeps two fixed windows per key (the previous
-// and the current one) and estimates the count over the last `rate` as
-// prev*(1-elapsed) + curr, which needs 16 bytes of state per key instead of
-// a timestamp per request.
+// and the current one), each as a count plus the times of its first and last
+// request, instead of a timestamp per request. The count over the last
+// `rate` is estimated by spreading each window's requests evenly between its
+// first and last one. Knowing the last one matters: the textbook estimate
+// prev*(1-elapsed)+curr spreads them over the whole window and can refuse a
+// client for almost two periods; with the span, requests older than `rate`
+// never count, so Retry-After never exceeds `rate`.
 //
 // Memory is bounded three ways, because bucket keys come from clients and an
 // attacker can mint as many as they like: keys are stored as 64-bit seeded
@@ -34,7 +37,7 @@ type windowTable struct {
 
 const windowShards = 64
 
-// defaultMaxKeys bounds one rate-limit action's memory to roughly 10 MB
+// defaultMaxKeys bounds one rate-limit table's memory to roughly 15 MB
 // whatever the traffic looks like.
 const defaultMaxKeys = 1 << 17
 
@@ -48,11 +51,32 @@ type windowShard struct {
 }
 
 type windowEntry struct {
-	key        uint64
-	idx        int64 // index of the current window (unix nanos / window)
-	prev, curr int64
-	newer      *windowEntry
-	older      *windowEntry
+	key   uint64
+	idx   int64 // index of the current window (unix nanos / window)
+	prev  span  // requests of window idx-1
+	curr  span  // requests of window idx
+	newer *windowEntry
+	older *windowEntry
+}
+
+// span is the accepted requests of one fixed window: how many, and the unix
+// nanos of the first and the last.
+type span struct {
+	n           int64
+	first, last int64
+}
+
+// inWindow estimates how many of the span's requests are in (lo, now]:
+// all of them after lo, none before, and in between a share proportional to
+// the part of [first, last] after lo.
+func (s span) inWindow(lo int64) float64 {
+	switch {
+	case s.n == 0 || s.last <= lo:
+		return 0
+	case s.first > lo:
+		return float64(s.n)
+	}
+	return float64(s.n) * float64(s.last-lo) / float64(s.last-s.first)
 }
 
 // newWindowTable starts a table and its janitor; Close stops the janitor.
@@ -96,7 +120,6 @@ func (t *windowTable) take(key string) decision {
 	now := t.now().UnixNano()
 	w := int64(t.window)
 	idx := now / w
-	elapsed := float64(now-idx*w) / float64(w)
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -112,45 +135,55 @@ func (t *windowTable) take(key string) decision {
 		sh.moveFront(e)
 		e.roll(idx)
 	}
-	est := float64(e.prev)*(1-elapsed) + float64(e.curr)
-	if est+1 > float64(t.capacity) {
-		return decision{limited: true, retryAfter: t.retryAfter(e, elapsed)}
+	if !t.fits(e, now) {
+		return decision{limited: true, retryAfter: t.retryAfter(e, now)}
 	}
-	e.curr++
+	if e.curr.n == 0 {
+		e.curr.first = now
+	}
+	e.curr.last = now
+	e.curr.n++
 	return decision{}
 }
 
-// roll advances the entry's windows to idx.
+// fits reports whether one more request at now stays within capacity.
+func (t *windowTable) fits(e *windowEntry, now int64) bool {
+	lo := now - int64(t.window)
+	return e.prev.inWindow(lo)+e.curr.inWindow(lo)+1 <= float64(t.capacity)
+}
+
+// roll advances the entry's windows to idx. A window two back is dropped
+// whole: all its requests are older than one period.
 func (e *windowEntry) roll(idx int64) {
 	switch {
 	case e.idx == idx:
 	case e.idx == idx-1:
-		e.prev, e.curr, e.idx = e.curr, 0, idx
+		e.prev, e.curr, e.idx = e.curr, span{}, idx
 	default:
-		e.prev, e.curr, e.idx = 0, 0, idx
+		e.prev, e.curr, e.idx = span{}, span{}, idx
 	}
 }
 
-// retryAfter computes when one more event would fit, from the entry's
-// windows and how far (0..1) the current window has run.
-func (t *windowTable) retryAfter(e *windowEntry, elapsed float64) time.Duration {
-	room := float64(t.capacity - 1)
-	var frac float64 // in units of the window, from now
-	if e.curr <= t.capacity-1 && e.prev > 0 {
-		// Fits later in this window once enough of prev has slid out.
-		g := 1 - (room-float64(e.curr))/float64(e.prev)
-		frac = g - elapsed
-	} else {
-		// Must wait for the next window, then for curr to slide out.
-		g := 0.0
-		if e.curr > 0 {
-			g = 1 - room/float64(e.curr)
-		}
-		frac = (1 - elapsed) + g
+// retryAfter finds when one more request would fit if none came in
+// between. The estimate only falls as time passes, and at the last
+// request's time plus one period it is zero, so a bisection over that range
+// finds the moment; it runs only for refused requests.
+func (t *windowTable) retryAfter(e *windowEntry, now int64) time.Duration {
+	lo, hi := now, e.curr.last
+	if e.prev.last > hi {
+		hi = e.prev.last
 	}
-	// Whole seconds, rounded up (Retry-After has second resolution); the
-	// epsilon keeps float noise from adding a second.
-	secs := math.Ceil(frac*t.window.Seconds() - 1e-6)
+	hi += int64(t.window)
+	for hi-lo > int64(time.Millisecond) {
+		mid := lo + (hi-lo)/2
+		if t.fits(e, mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	// Whole seconds, rounded up (Retry-After has second resolution).
+	secs := (hi - now + int64(time.Second) - 1) / int64(time.Second)
 	if secs < 1 {
 		secs = 1
 	}

@@ -38,41 +38,41 @@ func newTestTable(t *testing.T, window time.Duration, capacity int64, maxKeys in
 
 func TestWindowCapacityAndSlide(t *testing.T) {
 	tb, clk := newTestTable(t, time.Minute, 10, 0)
+	// 10 requests spread over the first window, 6s apart: t=0s..54s.
 	for i := 0; i < 10; i++ {
 		if d := tb.take("k"); d.limited {
 			t.Fatalf("request %d limited", i)
 		}
+		if i < 9 {
+			clk.add(6 * time.Second)
+		}
 	}
-	d := tb.take("k")
+	d := tb.take("k") // at 54s, all 10 in the last minute
 	if !d.limited {
 		t.Fatal("11th request not limited")
 	}
-	// All 10 are in the current window: wait the rest of it, then until
-	// enough of the (now previous) window slid out: 1 - 9/10 = 0.1 window.
-	if want := 66 * time.Second; d.retryAfter != want {
-		t.Errorf("retryAfter = %v, want %v", d.retryAfter, want)
+	// Spread evenly over 0s..54s, the estimate drops to 9 once a tenth of
+	// that span (5.4s) has left the window: at 65.4s, 11.4s from now.
+	if d.retryAfter != 12*time.Second {
+		t.Errorf("retryAfter = %v, want 12s", d.retryAfter)
 	}
 	// Another key is independent.
 	if tb.take("other").limited {
 		t.Fatal("other key limited")
 	}
-	// Half into the next window, prev=10 counts 5: 5 more fit.
-	clk.add(90 * time.Second)
+	// At 87s (next window) the requests of 30s..54s are still within the
+	// last minute: 10*(54-27)/54 = 5 counted, so 5 more fit.
+	clk.add(33 * time.Second)
 	for i := 0; i < 5; i++ {
 		if tb.take("k").limited {
 			t.Fatalf("after slide, request %d limited", i)
 		}
 	}
-	d = tb.take("k")
-	if !d.limited {
-		t.Fatal("expected limit after 5 more")
+	if d := tb.take("k"); !d.limited || d.retryAfter < time.Second || d.retryAfter > time.Minute {
+		t.Fatalf("expected a limit with 1s..60s to wait, got %+v", d)
 	}
-	// est = 10*(1-g)+5 must drop to 9 → g = 0.6, now at 0.5 → 6s.
-	if want := 6 * time.Second; d.retryAfter != want {
-		t.Errorf("retryAfter = %v, want %v", d.retryAfter, want)
-	}
-	// Two windows later everything expired.
-	clk.add(2 * time.Minute)
+	// A period after the last request nothing counts any more.
+	clk.add(time.Minute)
 	for i := 0; i < 10; i++ {
 		if tb.take("k").limited {
 			t.Fatalf("after expiry, request %d limited", i)
@@ -80,18 +80,38 @@ func TestWindowCapacityAndSlide(t *testing.T) {
 	}
 }
 
+// TestWindowRetryAfterNeverExceedsRate is the property the span estimate
+// buys: a refused client may always retry within one period, whatever the
+// capacity and the timing of its requests.
+func TestWindowRetryAfterNeverExceedsRate(t *testing.T) {
+	for _, capacity := range []int64{1, 2, 3, 7, 100} {
+		tb, clk := newTestTable(t, time.Minute, capacity, 0)
+		step := 500 * time.Millisecond
+		for i := 0; i < 2000; i++ {
+			d := tb.take("k")
+			if d.limited && (d.retryAfter < time.Second || d.retryAfter > time.Minute) {
+				t.Fatalf("capacity %d, step %d: retryAfter %v", capacity, i, d.retryAfter)
+			}
+			clk.add(step)
+			step = step*7/5%(9*time.Second) + time.Millisecond // irregular gaps
+		}
+	}
+}
+
 func TestWindowCapacityOne(t *testing.T) {
 	tb, clk := newTestTable(t, time.Minute, 1, 0)
+	clk.add(59 * time.Second) // near the end of a window
 	if tb.take("k").limited {
 		t.Fatal("first limited")
 	}
+	clk.add(2 * time.Second) // next window
 	d := tb.take("k")
-	if !d.limited || d.retryAfter != 2*time.Minute {
-		t.Fatalf("got %+v, want limited with 2m", d)
+	if !d.limited || d.retryAfter != 58*time.Second {
+		t.Fatalf("got %+v, want limited with 58s", d)
 	}
-	clk.add(2 * time.Minute)
+	clk.add(58 * time.Second)
 	if tb.take("k").limited {
-		t.Fatal("limited after two windows")
+		t.Fatal("limited a full period after the only request")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -116,5 +117,24 @@ func TestTLSPassthroughCommand(t *testing.T) {
 	}
 	if body, err := do("other.test"); err == nil {
 		t.Errorf("SNI other.test was served: %q", body)
+	}
+}
+
+// `sluice http unix:/path` fronts a service on a unix socket.
+func TestUnixSocketUpstream(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "app.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Skipf("unix sockets: %v", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "unix "+r.URL.Path)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	p := start(t, "http", "unix:"+sock, "--listen", "127.0.0.1:0", "--log-format", "json")
+	if code, body, _ := get(t, p.addr("127.0.0.1:0"), "", "/sock"); code != 200 || body != "unix /sock" {
+		t.Errorf("GET via unix socket = %d %q", code, body)
 	}
 }

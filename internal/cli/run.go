@@ -139,6 +139,7 @@ func run(cfg *config.Config, o runOptions, stdout, stderr io.Writer) int {
 	r.logListeners()
 	r.adm.SetReady(true)
 	log.Info("sluice started", "version", Version, "endpoints", len(cfg.Endpoints))
+	log.Debug("config", "config", cfg) // config.LogValue: no secrets
 
 	for {
 		select {
@@ -239,6 +240,7 @@ func (r *runner) reloadConfig(force bool) error {
 	r.lastOK.Set(1)
 	added, removed := endpointDiff(old, cfg)
 	r.log.Info("config reloaded", "file", r.o.file, "endpoints", len(cfg.Endpoints), "added", added, "removed", removed)
+	r.log.Debug("config", "config", cfg)
 	r.logListeners()
 	return nil
 }

@@ -268,3 +268,15 @@ func TestDocExamples(t *testing.T) {
 		}
 	}
 }
+
+func TestLogValueHasNoSecrets(t *testing.T) {
+	src := "tunnel_server: null\nadmin: 127.0.0.1:4040\nendpoints:\n  - url: http://:1\n    upstream: 9000\n    traffic_policy: {on_http_request: [{actions: [{type: basic-auth, config: {credentials: ['user:${PW}']}}]}]}\n"
+	c, err := Parse("c.yaml", []byte(src), env(map[string]string{"PW": "hunter2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.LogValue().String()
+	if strings.Contains(s, "hunter2") || strings.Contains(s, "credentials") || !strings.Contains(s, "http://:1 -> http://127.0.0.1:9000 policy=inline") {
+		t.Errorf("LogValue = %s", s)
+	}
+}

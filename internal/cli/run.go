@@ -277,9 +277,6 @@ func endpointDiff(old, cur *config.Config) (added, removed []string) {
 // unchanged policies, and swaps them in. On error nothing changed. Caller
 // holds r.mu.
 func (r *runner) apply(cfg *config.Config) error {
-	if r.cfg != nil {
-		r.warnRestartNeeded(cfg)
-	}
 	next := map[string]*policy.Handle{}
 	var created []*policy.Handle
 	fail := func(err error) error {
@@ -307,6 +304,9 @@ func (r *runner) apply(cfg *config.Config) error {
 		}
 	}
 	r.policies = next
+	if r.cfg != nil {
+		r.warnRestartNeeded(r.cfg, cfg)
+	}
 	r.cfg = cfg
 	if lvl := firstNonEmpty(r.o.logLevel, cfg.Log.Level, "info"); lvl != "" {
 		_ = setLevel(r.level, lvl)
@@ -347,8 +347,7 @@ func (r *runner) closePolicies() {
 }
 
 // warnRestartNeeded logs the settings a reload cannot change in place.
-func (r *runner) warnRestartNeeded(cfg *config.Config) {
-	old := r.cfg
+func (r *runner) warnRestartNeeded(old, cfg *config.Config) {
 	var keys []string
 	if old.Admin != cfg.Admin {
 		keys = append(keys, "admin")

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/policy"
 )
@@ -140,6 +141,27 @@ func TestRateLimitSurvivesReload(t *testing.T) {
 	for k := range sharedTables {
 		if strings.HasPrefix(k, "reload test\x00") {
 			t.Errorf("table %q still registered after its last Close", k)
+		}
+	}
+}
+
+func TestRateLimitKeyParts(t *testing.T) {
+	for _, tt := range []struct {
+		v    any
+		want string
+	}{
+		{nil, ""},
+		{"a", "a"},
+		{[]any{"a", int64(2), true}, "a,2,true"},
+		{[]string{"x", "y"}, "x,y"},
+		{int64(7), "7"},
+		{1.5, "1.5"},
+		{time.Duration(0), "0s"},
+	} {
+		var b strings.Builder
+		writeKeyPart(&b, tt.v)
+		if b.String() != tt.want {
+			t.Errorf("writeKeyPart(%#v) = %q, want %q", tt.v, b.String(), tt.want)
 		}
 	}
 }

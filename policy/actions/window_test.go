@@ -192,3 +192,40 @@ func TestWindowCloseIdempotent(t *testing.T) {
 	tb.Close()
 	tb.Close()
 }
+
+// TestWindowShardLRU checks the eviction order the hard cap relies on:
+// touching an entry protects it, the least recently used one goes first.
+func TestWindowShardLRU(t *testing.T) {
+	sh := &windowShard{keys: map[uint64]*windowEntry{}}
+	add := func(k uint64) *windowEntry {
+		e := &windowEntry{key: k}
+		sh.keys[k] = e
+		sh.pushFront(e)
+		return e
+	}
+	a, _, _ := add(1), add(2), add(3)
+	sh.moveFront(a) // order now 1, 3, 2 (newest first)
+	sh.evict(sh.tail)
+	if _, ok := sh.keys[2]; ok || len(sh.keys) != 2 {
+		t.Fatalf("evicted the wrong entry: %v", sh.keys)
+	}
+	sh.evict(sh.tail)
+	sh.evict(sh.tail)
+	sh.evict(sh.tail) // empty: no-op
+	if len(sh.keys) != 0 || sh.head != nil || sh.tail != nil {
+		t.Fatalf("shard not empty: %v %v %v", sh.keys, sh.head, sh.tail)
+	}
+}
+
+func TestWindowRollGap(t *testing.T) {
+	e := &windowEntry{idx: 5, prev: span{n: 3}, curr: span{n: 4}}
+	e.roll(6)
+	if e.prev.n != 4 || e.curr.n != 0 {
+		t.Fatalf("roll by one: %+v", e)
+	}
+	e.curr.n = 2
+	e.roll(9)
+	if e.prev.n != 0 || e.curr.n != 0 || e.idx != 9 {
+		t.Fatalf("roll over a gap: %+v", e)
+	}
+}

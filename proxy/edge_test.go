@@ -2,6 +2,12 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
+	"fmt"
+	"sync"
+
+	"github.com/gorilla/websocket"
+	"github.com/sluicehq/sluice/exchange"
 	"io"
 	"net"
 	"net/http"
@@ -110,5 +116,64 @@ func TestH2ClientBodyToH1Upstream(t *testing.T) {
 	res.Body.Close()
 	if res.Proto != "HTTP/2.0" || string(body) != "HTTP/1.1 streamed body" {
 		t.Fatalf("%s %q", res.Proto, body)
+	}
+}
+
+func TestOnConnectTLSSeesSNI(t *testing.T) {
+	pair, pool := selfSigned(t, "a.test", "deny.test")
+	var mu sync.Mutex
+	var seen []string
+	hk := &hooks{connect: func(c *exchange.Conn) error {
+		mu.Lock()
+		seen = append(seen, c.SNI+" "+c.Endpoint.ID+" tls="+fmt.Sprint(c.TLS != nil))
+		mu.Unlock()
+		if c.SNI == "deny.test" {
+			return exchange.ErrCloseConnection
+		}
+		return nil
+	}}
+	s := start(t, Options{},
+		EndpointConfig{URL: "https://a.test:443", TLS: []certPair{pair}, Upstream: up(named(t, "a")), Hooks: hk},
+		EndpointConfig{URL: "https://deny.test:443", TLS: []certPair{pair}, Upstream: up(named(t, "deny")), Hooks: hk},
+	)
+	a := addr(t, s, "127.0.0.1:0")
+	c := h2Client(pool, "a.test")
+	res, err := c.Get("https://" + a + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	c.CloseIdleConnections()
+	if string(body) != "a" {
+		t.Fatalf("got %q", body)
+	}
+	if _, err := tls.Dial("tcp", a, &tls.Config{RootCAs: pool, ServerName: "deny.test"}); err == nil {
+		t.Fatal("denied SNI completed a handshake")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// OnConnect runs before the handshake: the SNI and endpoint are known,
+	// the TLS state not yet.
+	if len(seen) != 2 || seen[0] != "a.test ep_a.test_443 tls=false" || seen[1] != "deny.test ep_deny.test_443 tls=false" {
+		t.Fatalf("OnConnect saw %q", seen)
+	}
+}
+
+func TestPolicyReplacesSwitchingProtocols(t *testing.T) {
+	upg := websocket.Upgrader{}
+	b := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		if c, err := upg.Upgrade(w, r, nil); err == nil {
+			c.Close()
+		}
+	})
+	hk := &hooks{response: func(x *exchange.Exchange) error {
+		x.Res = &exchange.Response{StatusCode: 403, Header: http.Header{}, ContentLength: 2, Body: io.NopCloser(strings.NewReader("no")), Generated: true}
+		return nil
+	}}
+	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up(b.URL), Hooks: hk})
+	_, res, err := websocket.DefaultDialer.Dial("ws://"+addr(t, s, "127.0.0.1:0")+"/", nil)
+	if err == nil || res == nil || res.StatusCode != 403 {
+		t.Fatalf("%v %v", err, res)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -344,123 +343,6 @@ func (s *Server) finish(xs *xstate, e *endpoint, r *http.Request, status int, ou
 			slog.String("upstream", up),
 		)
 	}
-}
-
-var errClientGone = errors.New("client went away")
-
-// writeResponse sends x.Res to the client, streaming its body.
-func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Request) (int64, error) {
-	x := &xs.x
-	res := x.Res
-	h := w.Header()
-	names := connectionNames(res.Header)
-	for k, vv := range res.Header {
-		if skipResponseHeader(k) || (names != nil && listed(names, k)) {
-			continue
-		}
-		h[k] = vv
-	}
-	status := res.StatusCode
-	if status < 100 || status > 999 {
-		status = http.StatusBadGateway
-	}
-	if status == http.StatusSwitchingProtocols && xs.upconn != nil {
-		return s.upgrade(xs, w, r)
-	}
-	h["X-Request-Id"] = []string{x.ID}
-	via := via11
-	if r.ProtoMajor == 2 {
-		via = via20
-	}
-	if vv := res.Header["Via"]; len(vv) > 0 {
-		h["Via"] = append(vv[:len(vv):len(vv)], via[0])
-	} else {
-		h["Via"] = via
-	}
-	bodyless := r.Method == http.MethodHead || status == http.StatusNoContent ||
-		status == http.StatusNotModified || status < 200
-	if bodyless {
-		if cl := res.Header["Content-Length"]; cl != nil && status != http.StatusNoContent && status >= 200 {
-			h["Content-Length"] = cl
-		}
-	} else if res.ContentLength >= 0 {
-		h["Content-Length"] = contentLength(res.Header["Content-Length"], res.ContentLength)
-	}
-	if xs.closeCon && r.ProtoMajor == 1 {
-		h["Connection"] = []string{"close"}
-	}
-	if len(res.Trailer) > 0 && !bodyless {
-		// Declared up front so that net/http chunks the body instead of
-		// computing a Content-Length that leaves no room for trailers.
-		for k := range res.Trailer {
-			h["Trailer"] = append(h["Trailer"], k)
-		}
-	}
-	w.WriteHeader(status)
-	if bodyless || res.Body == nil {
-		if res.Body != nil {
-			res.Body.Close()
-		}
-		return 0, nil
-	}
-	return copyBody(w, res)
-}
-
-// contentLength reuses the upstream's header value when it says n already.
-func contentLength(cur []string, n int64) []string {
-	var b [20]byte
-	if len(cur) == 1 && cur[0] == string(strconv.AppendInt(b[:0], n, 10)) {
-		return cur
-	}
-	return []string{strconv.FormatInt(n, 10)}
-}
-
-// copyBody streams the response body. Bodies of unknown length and event
-// streams are flushed as soon as the upstream has nothing more buffered, so
-// streaming works without flushing on every small read of a big body.
-func copyBody(w http.ResponseWriter, res *exchange.Response) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	body := res.Body
-	defer body.Close()
-	fl, _ := w.(http.Flusher)
-	stream := res.ContentLength < 0
-	if ct := w.Header()["Content-Type"]; len(ct) > 0 && len(ct[0]) >= 17 && ct[0][:17] == "text/event-stream" {
-		stream = true
-	}
-	bb, _ := body.(interface{ buffered() int })
-	var n int64
-	for {
-		nr, rerr := body.Read(buf)
-		if nr > 0 {
-			nw, werr := w.Write(buf[:nr])
-			n += int64(nw)
-			if werr != nil {
-				return n, errClientGone
-			}
-			if stream && fl != nil && rerr == nil && (bb == nil || bb.buffered() == 0) {
-				fl.Flush()
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
-	tr := res.Trailer
-	if ts, ok := body.(interface{ trailer() http.Header }); ok {
-		tr = ts.trailer()
-	}
-	if len(tr) > 0 {
-		h := w.Header()
-		for k, vv := range tr {
-			h[http.TrailerPrefix+k] = vv
-		}
-	}
-	return n, nil
 }
 
 // reqBody counts the request body and enforces MaxBodyBytes while it

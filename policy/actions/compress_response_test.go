@@ -155,3 +155,26 @@ func TestCompressResponseStreamsOverHTTP(t *testing.T) {
 		t.Fatalf("rest: %q %v", rest, err)
 	}
 }
+
+func TestCompressibleType(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"":                          true,
+		"text/html; charset=utf-8":  true,
+		"application/json":          true,
+		"application/vnd.api+json":  true,
+		"image/svg+xml":             true,
+		"image/jpeg":                false,
+		"video/mp4":                 false,
+		"audio/ogg":                 false,
+		"font/woff2":                false,
+		"font/ttf":                  true,
+		"application/zip":           false,
+		"application/octet-stream":  false,
+		"application/grpc":          false,
+		"not a / valid; media type": true,
+	} {
+		if got := compressibleType(ct); got != want {
+			t.Errorf("compressibleType(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}

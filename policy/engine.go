@@ -68,9 +68,9 @@ func (p *Policy) logFor(x *exchange.Exchange) *slog.Logger {
 	return p.log
 }
 
-// ActionError is an action failure that ended a phase (on_error: halt).
-// The proxy answers 500 unless Err is an *exchange.Error with its own
-// status.
+// ActionError is an action (or expression) failure that ended a phase
+// (on_error: halt). It reaches the proxy inside an *exchange.Error: 500, or
+// the status of an *exchange.Error the action returned.
 type ActionError struct {
 	Policy string
 	Rule   string
@@ -85,13 +85,24 @@ func (e *ActionError) Error() string {
 
 func (e *ActionError) Unwrap() error { return e.Err }
 
+// asHTTPError gives a phase failure its status for the proxy's single error
+// path: the status an action chose (an *exchange.Error inside), else 500.
+// The ActionError stays the cause, so logs show rule, action and position.
+func asHTTPError(ae *ActionError) error {
+	var xe *exchange.Error
+	if errors.As(ae.Err, &xe) {
+		return &exchange.Error{Status: xe.Status, Msg: xe.Msg, Err: ae}
+	}
+	return &exchange.Error{Status: 500, Msg: "traffic policy error", Err: ae}
+}
+
 func (p *Policy) run(ph Phase, s *State) error {
 	for _, r := range p.phases[ph] {
 		ok, err := r.matches(s)
 		if err != nil {
 			// An expression that cannot be evaluated fails closed: a
 			// security rule must not be skipped because a header is missing.
-			return &ActionError{Policy: p.name, Rule: r.name, Action: "expressions", Where: "", Err: err}
+			return asHTTPError(&ActionError{Policy: p.name, Rule: r.name, Action: "expressions", Where: "", Err: err})
 		}
 		if !ok {
 			continue
@@ -113,7 +124,7 @@ func (p *Policy) run(ph Phase, s *State) error {
 						"policy", p.name, "rule", r.name, "action", a.typ, "at", a.where, "err", err)
 					continue
 				}
-				return &ActionError{Policy: p.name, Rule: r.name, Action: a.typ, Where: a.where, Err: err}
+				return asHTTPError(&ActionError{Policy: p.name, Rule: r.name, Action: a.typ, Where: a.where, Err: err})
 			}
 			if a.terminating && a.enforce {
 				return nil

@@ -106,6 +106,12 @@ on_http_request:
 	if !errors.As(err, &xe) || xe.Status != 503 {
 		t.Fatalf("status lost: %v", err)
 	}
+	// Any other failure is a 500 for the proxy.
+	p = mustParse(t, "on_http_request:\n  - actions:\n      - type: t-fail\n")
+	err = p.RunRequest(x)
+	if !errors.As(err, &xe) || xe.Status != 500 || !errors.As(err, &ae) {
+		t.Fatalf("err = %#v", err)
+	}
 }
 
 func TestCloseConnectionAndPanic(t *testing.T) {

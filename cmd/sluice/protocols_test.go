@@ -138,3 +138,37 @@ func TestUnixSocketUpstream(t *testing.T) {
 		t.Errorf("GET via unix socket = %d %q", code, body)
 	}
 }
+
+// `sluice tcp unix:/path` pipes bytes to a unix socket.
+func TestTCPToUnixSocket(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "echo.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Skipf("unix sockets: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	p := start(t, "tcp", "unix:"+sock, "--listen", "127.0.0.1:0", "--log-format", "json")
+	c, err := net.Dial("tcp", p.addr("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := c.Write([]byte("unix\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "unix\n" {
+		t.Fatalf("echo via unix socket: %q %v", buf, err)
+	}
+}

@@ -165,3 +165,26 @@ func TestRateLimitKeyParts(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitReleasedWhenPolicyFailsToLoad: a policy whose later action
+// is broken must not leave the earlier rate-limit's table behind.
+func TestRateLimitReleasedWhenPolicyFailsToLoad(t *testing.T) {
+	src := `
+on_http_request:
+  - actions:
+      - type: rate-limit
+        config: {name: load failure, algorithm: sliding_window, capacity: 1, rate: 60s, bucket_key: [conn.client_ip]}
+      - type: deny
+        config: {status_code: 42}
+`
+	if _, err := policy.Parse("broken.yaml", []byte(src)); err == nil {
+		t.Fatal("broken policy loaded")
+	}
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	for k := range sharedTables {
+		if strings.HasPrefix(k, "load failure\x00") {
+			t.Fatal("the rate-limit table of a policy that failed to load is still open")
+		}
+	}
+}

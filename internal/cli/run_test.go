@@ -2,7 +2,9 @@ package cli
 
 import (
 	"errors"
+	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,6 +111,24 @@ func TestUpstreamFormsAgree(t *testing.T) {
 		}
 		if _, err := upstream.ParseTarget(out); err != nil {
 			t.Errorf("%q -> %q refused by the proxy: %v", tc.in, out, err)
+		}
+	}
+}
+
+func TestWarnRestartNeeded(t *testing.T) {
+	var buf strings.Builder
+	r := &runner{log: slog.New(slog.NewTextHandler(&buf, nil)), format: "text"}
+	old := parse(t, "admin: 127.0.0.1:1\nendpoints: [{url: 'http://:1', upstream: 1}]")
+	same := parse(t, "admin: 127.0.0.1:1\nendpoints: [{url: 'http://:2', upstream: 2}]")
+	r.warnRestartNeeded(old, same)
+	if buf.Len() != 0 {
+		t.Errorf("endpoint-only change warned: %s", buf.String())
+	}
+	changed := parse(t, "admin: 127.0.0.1:2\ntrusted_proxies: [10.0.0.0/8]\nlog: {format: json}\nlimits: {idle_timeout: 1s}\nendpoints: [{url: 'http://:1', upstream: 1}]")
+	r.warnRestartNeeded(old, changed)
+	for _, want := range []string{"admin", "trusted_proxies", "log.format", "idle_timeout"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("warning lacks %s: %s", want, buf.String())
 		}
 	}
 }

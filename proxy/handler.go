@@ -47,7 +47,22 @@ type hookRec struct {
 
 var xsPool = sync.Pool{New: func() any { return new(xstate) }}
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// Copy buffers: 32 KiB for streams and big bodies, 4 KiB for bodies known
+// to be small (most API answers), so that refilling the pools after a GC
+// does not zero 32 KiB per small request.
+var (
+	bufPool      = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	smallBufPool = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
+)
+
+// getBuf returns a copy buffer suited to a body of length n (-1: unknown)
+// and the pool it goes back to.
+func getBuf(n int64) (*[]byte, *sync.Pool) {
+	if n >= 0 && n <= 4<<10 {
+		return smallBufPool.Get().(*[]byte), &smallBufPool
+	}
+	return bufPool.Get().(*[]byte), &bufPool
+}
 
 var (
 	via11 = []string{"1.1 sluice"}

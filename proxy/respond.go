@@ -92,8 +92,8 @@ func contentLength(cur []string, n int64) []string {
 // streams are flushed as soon as the upstream has nothing more buffered, so
 // streaming works without flushing on every small read of a big body.
 func copyBody(w http.ResponseWriter, res *exchange.Response) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	bp, pool := getBuf(res.ContentLength)
+	defer pool.Put(bp)
 	buf := *bp
 	body := res.Body
 	defer body.Close()

@@ -55,8 +55,8 @@ func (w *bodyWriter) run(pc *pconn, body io.Reader, cl int64, trailer http.Heade
 }
 
 func writeBody(bw *bufio.Writer, body io.Reader, cl int64, trailer http.Header) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	bp, pool := getBuf(cl)
+	defer pool.Put(bp)
 	buf := *bp
 	if cl > 0 {
 		var n int64

@@ -78,7 +78,8 @@ func newRateLimit(c *policy.Config) (policy.Action, error) {
 		return nil, c.Errorf(fieldNode(c.Node, "capacity"), "capacity: %d is out of range (1 to 2000000000)", a.Capacity)
 	}
 	if a.Rate < time.Minute || a.Rate > 24*time.Hour || a.Rate%(10*time.Second) != 0 {
-		return nil, c.Errorf(fieldNode(c.Node, "rate"), "rate: %s must be a multiple of 10s between 60s and 24h", a.Rate)
+		n := fieldNode(c.Node, "rate")
+		return nil, c.Errorf(n, "rate: %q must be a multiple of 10s between 60s and 24h", n.Value)
 	}
 	if len(a.BucketKey) == 0 || len(a.BucketKey) > 10 {
 		return nil, c.Errorf(fieldNode(c.Node, "bucket_key"), "bucket_key: want 1 to 10 expressions, got %d", len(a.BucketKey))

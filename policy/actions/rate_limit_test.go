@@ -89,7 +89,7 @@ func TestRateLimitConfigErrors(t *testing.T) {
 		{`{name: n, algorithm: sliding_window, capacity: 1, rate: 60s}`, `missing required field "bucket_key"`},
 		{`{name: n, algorithm: token_bucket, capacity: 1, rate: 60s, bucket_key: [req.host]}`, `"token_bucket" is not supported`},
 		{`{name: n, algorithm: sliding_window, capacity: 0, rate: 60s, bucket_key: [req.host]}`, "capacity: 0 is out of range"},
-		{`{name: n, algorithm: sliding_window, capacity: 1, rate: 30s, bucket_key: [req.host]}`, "rate: 30s must be"},
+		{`{name: n, algorithm: sliding_window, capacity: 1, rate: 30s, bucket_key: [req.host]}`, `rate: "30s" must be`},
 		{`{name: n, algorithm: sliding_window, capacity: 1, rate: 65s, bucket_key: [req.host]}`, "multiple of 10s"},
 		{`{name: n, algorithm: sliding_window, capacity: 1, rate: 25h, bucket_key: [req.host]}`, "24h"},
 		{`{name: n, algorithm: sliding_window, capacity: 1, rate: soon, bucket_key: [req.host]}`, "expected a duration"},

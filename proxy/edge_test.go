@@ -2,8 +2,12 @@ package proxy
 
 import (
 	"bufio"
+	"context"
+	"os"
+
 	"crypto/tls"
 	"fmt"
+	"github.com/sluicehq/sluice/internal/reload"
 	"sync"
 
 	"github.com/gorilla/websocket"
@@ -176,4 +180,43 @@ func TestPolicyReplacesSwitchingProtocols(t *testing.T) {
 	if err == nil || res == nil || res.StatusCode != 403 {
 		t.Fatalf("%v %v", err, res)
 	}
+}
+
+func TestCertificateHotReload(t *testing.T) {
+	w, err := reload.NewWatcher(quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Debounce = 10 * time.Millisecond
+	w.PollInterval = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+
+	p1, _ := selfSigned(t, "hot.test")
+	p2, _ := selfSigned(t, "hot.test")
+	s := start(t, Options{Watcher: w}, EndpointConfig{URL: "https://hot.test:443", TLS: []certPair{p1}, Upstream: up(named(t, "x"))})
+	a := addr(t, s, "127.0.0.1:0")
+	serial := func() string {
+		c, err := tls.Dial("tcp", a, &tls.Config{ServerName: "hot.test", InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	first := serial()
+	// Replace the live files with the second pair's content.
+	for _, f := range [][2]string{{p2.Cert, p1.Cert}, {p2.Key, p1.Key}} {
+		b, _ := os.ReadFile(f[0])
+		os.WriteFile(f[1]+".tmp", b, 0o600)
+		os.Rename(f[1]+".tmp", f[1])
+	}
+	for i := 0; i < 100; i++ {
+		if serial() != first {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("certificate not reloaded within 5s")
 }

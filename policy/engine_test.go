@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"sync"
 	"testing"
@@ -239,11 +240,11 @@ func TestLazyEvaluation(t *testing.T) {
 	takeRecorded()
 	p := mustParse(t, `
 on_http_request:
-  - expressions: ["req.method == 'POST'", "req.headers['x-api-key'] == ['secret']"]
+  - expressions: ["req.method == 'POST'", "req.headers['x-api-key'] == ['secret']", "conn.client_ip != ''"]
     actions:
       - type: t-header
         config: {name: X-Api-Key, value: changed}
-  - expressions: ["req.headers['x-api-key'] == ['changed']", "req.method == 'POST'"]
+  - expressions: ["req.headers['x-api-key'] == ['changed']", "req.method == 'POST'", "conn.client_ip != ''"]
     actions:
       - type: t-record
         config: {value: saw-change}
@@ -259,8 +260,9 @@ on_http_request:
 		t.Fatalf("recorded %v", got)
 	}
 	// req.headers is read twice in rule 1 (one computation), then again
-	// after the action changed it (a second one).
-	want := map[string]int{"req.method": 2, "req.headers": 2}
+	// after the action changed it (a second one); the connection cannot
+	// change, so conn.client_ip is computed once.
+	want := map[string]int{"req.method": 2, "req.headers": 2, "conn.client_ip": 1}
 	if !reflect.DeepEqual(counts, want) {
 		t.Fatalf("computed %v, want %v", counts, want)
 	}
@@ -305,4 +307,31 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+// TestNoStaleValuesAcrossExchanges: pooled activations must not leak one
+// exchange's cached variables into the next.
+func TestNoStaleValuesAcrossExchanges(t *testing.T) {
+	takeRecorded()
+	p := mustParse(t, `
+on_http_request:
+  - actions:
+      - type: t-record
+        config: {value: "${conn.client_ip} ${req.url.path} ${endpoint.id}"}
+`)
+	for i, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+		_, x := fixture()
+		x.Conn.ClientAddr = netip.MustParseAddrPort(ip + ":1000")
+		x.Req.Path = "/p" + ip
+		x.Endpoint = &exchange.Endpoint{ID: ip}
+		x.Res = nil
+		if err := p.RunRequest(x); err != nil {
+			t.Fatal(err)
+		}
+		got := takeRecorded()
+		want := ip + " /p" + ip + " " + ip
+		if len(got) != 1 || got[0] != want {
+			t.Fatalf("exchange %d recorded %v, want %q", i, got, want)
+		}
+	}
 }

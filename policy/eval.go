@@ -22,7 +22,10 @@ type evaluation struct {
 	gen  uint32
 	used []int // indexes written since the last clear, to clear cheaply
 
-	geoGen uint32
+	// Connection and endpoint variables cannot change during a phase, so
+	// Invalidate keeps them: they are valid while sgens[i] == sgen.
+	sgen   uint32
+	geoOK  bool
 	geoVal GeoInfo
 	uaGen  uint32
 	uaVal  userAgent
@@ -32,7 +35,7 @@ type evaluation struct {
 var computeHook func(name string)
 
 var evalPool = sync.Pool{New: func() any {
-	return &evaluation{vals: make([]ref.Val, len(variables)), gens: make([]uint32, len(variables)), gen: 1}
+	return &evaluation{vals: make([]ref.Val, len(variables)), gens: make([]uint32, len(variables)), gen: 1, sgen: 1}
 }}
 
 func (s *State) activation() *evaluation {
@@ -49,6 +52,8 @@ func (s *State) release() {
 	if e := s.ev; e != nil {
 		s.ev = nil
 		e.reset()
+		e.sgen = e.gen // a new State: connection variables are stale too
+		e.geoOK = false
 		// Drop references to request data, touching only used slots.
 		for _, i := range e.used {
 			e.vals[i] = nil
@@ -73,7 +78,11 @@ func (e *evaluation) ResolveName(name string) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	if e.gens[i] == e.gen {
+	want := e.gen
+	if stableVar[i] {
+		want = e.sgen
+	}
+	if e.gens[i] == want {
 		return e.vals[i], true
 	}
 	if computeHook != nil {
@@ -83,7 +92,7 @@ func (e *evaluation) ResolveName(name string) (any, bool) {
 	if e.vals[i] == nil {
 		e.used = append(e.used, i)
 	}
-	e.vals[i], e.gens[i] = v, e.gen
+	e.vals[i], e.gens[i] = v, want
 	return v, true
 }
 
@@ -91,9 +100,9 @@ func (e *evaluation) ResolveName(name string) (any, bool) {
 func (e *evaluation) Parent() interpreter.Activation { return nil }
 
 func (e *evaluation) geo() *GeoInfo {
-	if e.geoGen != e.gen {
+	if !e.geoOK {
 		e.geoVal = lookupGeo(e.conn().ClientAddr.Addr())
-		e.geoGen = e.gen
+		e.geoOK = true
 	}
 	return &e.geoVal
 }

@@ -210,6 +210,16 @@ var baseVariables = []variable{
 	{"actions.ngrok", tDynMap, inAll, "results of earlier actions, by action name", func(e *evaluation) ref.Val { return e.results() }},
 }
 
+// stableVar marks variables that depend only on the connection and the
+// endpoint, which actions cannot change.
+var stableVar = func() []bool {
+	out := make([]bool, len(variables))
+	for i, v := range variables {
+		out[i] = strings.HasPrefix(v.name, "conn.") || strings.HasPrefix(v.name, "endpoint.")
+	}
+	return out
+}()
+
 // varIndex maps a variable name to its index in variables.
 var varIndex = func() map[string]int {
 	m := make(map[string]int, len(variables))

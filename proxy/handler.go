@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -72,7 +74,9 @@ var (
 // serveHTTP is the net/http handler of every listener.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 && r.TLS == nil && isH2CUpgrade(r.Header) {
-		s.h2c.ServeHTTP(w, r)
+		// The h2c handler hijacks the connection; track it so that
+		// Shutdown closes it at the deadline like other upgrades.
+		s.h2c.ServeHTTP(&trackingHijacker{ResponseWriter: w, s: s}, r)
 		return
 	}
 	s.serveRequest(w, r)
@@ -386,3 +390,35 @@ func (b *reqBody) Read(p []byte) (int, error) {
 }
 
 func (b *reqBody) Close() error { return b.rc.Close() }
+
+// trackingHijacker registers a connection hijacked by the h2c handler with
+// the server until it is closed.
+type trackingHijacker struct {
+	http.ResponseWriter
+	s *Server
+}
+
+func (t *trackingHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(t.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	tc := &trackedConn{Conn: c, s: t.s}
+	t.s.trackHijacked(tc, true)
+	return tc, brw, nil
+}
+
+func (t *trackingHijacker) Flush() {
+	http.NewResponseController(t.ResponseWriter).Flush()
+}
+
+type trackedConn struct {
+	net.Conn
+	s    *Server
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.s.trackHijacked(c, false) })
+	return c.Conn.Close()
+}

@@ -65,7 +65,7 @@ func New(opts Options) *Server {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(opts.Registerer)
-	s.h2c = h2c.NewHandler(http.HandlerFunc(s.serveHTTP), &http2.Server{
+	s.h2c = h2c.NewHandler(http.HandlerFunc(s.serveRequest), &http2.Server{
 		IdleTimeout: s.limits.IdleTimeout,
 	})
 	return s
@@ -253,8 +253,13 @@ func (s *Server) trackHijacked(c net.Conn, add bool) {
 
 func (s *Server) closeHijacked() {
 	s.hijackMu.Lock()
+	cs := make([]net.Conn, 0, len(s.hijacked))
 	for c := range s.hijacked {
-		c.Close()
+		cs = append(cs, c)
 	}
 	s.hijackMu.Unlock()
+	// Closed outside the lock: a tracked conn's Close untracks itself.
+	for _, c := range cs {
+		c.Close()
+	}
 }

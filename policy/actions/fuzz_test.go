@@ -6,6 +6,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/policy"
+	"go.yaml.in/yaml/v3"
 )
 
 // FuzzNegotiate: any Accept-Encoding yields "" or one of the allowed,
@@ -78,6 +81,54 @@ func FuzzParseCIDR(f *testing.F) {
 		}
 		if strings.Contains(p.String(), "%") {
 			t.Fatalf("zone kept: %v", p)
+		}
+	})
+}
+
+// FuzzActionConfig feeds arbitrary YAML to every action's constructor and
+// runs what loads against a request: bad config must be an error, never a
+// panic (the engine would contain it, but it would still be a bug here).
+func FuzzActionConfig(f *testing.F) {
+	seeds := []string{
+		`headers: {x-a: "${conn.client_ip}"}`, `headers: [a, b]`, `{from: "(a)", to: "$1"}`,
+		`{status_code: 301, to: /x, headers: {a: 1}}`, `{body: "${req.url.path}", status_code: 503}`,
+		`{allow: [10.0.0.0/8], deny: ["${'1.2.3.4'}"], enforce: false}`,
+		`{name: n, algorithm: sliding_window, capacity: 2, rate: 60s, bucket_key: [req.host]}`,
+		`metadata: {a: [1, {b: "${req.method}"}]}`, `vars: [{a: 1}, {b: "${vars.a}"}]`,
+		`url: https://x.internal`, `algorithms: [gzip, br]`, `~`, `[]`, `status_code: -1`,
+	}
+	for i, s := range seeds {
+		f.Add(uint8(i), s)
+	}
+	types := []string{"add-headers", "remove-headers", "url-rewrite", "redirect", "custom-response", "deny",
+		"close-connection", "restrict-ips", "rate-limit", "log", "set-vars", "forward-internal", "compress-response"}
+	f.Fuzz(func(t *testing.T, which uint8, config string) {
+		typ := types[int(which)%len(types)]
+		var doc yaml.Node
+		if yaml.Unmarshal([]byte(config), &doc) != nil || len(doc.Content) == 0 {
+			return
+		}
+		spec, _ := policy.Lookup(typ)
+		phase := policy.OnHTTPRequest
+		if typ == "compress-response" {
+			phase = policy.OnHTTPResponse
+		}
+		c := &policy.Config{Type: typ, Phase: phase, Node: doc.Content[0]}
+		a, err := spec.New(c)
+		if err != nil {
+			return
+		}
+		if cl, ok := a.(policy.Closer); ok {
+			defer cl.Close()
+		}
+		s := newState(t, policy.OnHTTPRequest, "GET", "https://example.com/a/b?c=d", "192.0.2.1:1", "Accept-Encoding", "gzip")
+		if phase == policy.OnHTTPResponse {
+			withResponse(s, 200, strings.Repeat("x", 2000))
+		}
+		_ = a.Run(s) // errors are fine; panics are not
+		if s.X.Res != nil && s.X.Res.Body != nil {
+			io.Copy(io.Discard, s.X.Res.Body)
+			s.X.Res.Body.Close()
 		}
 	})
 }

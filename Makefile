@@ -87,33 +87,34 @@ TESTFLAGS ?= -race -timeout 15m
 FUZZTIME ?= 10s
 
 .PHONY: test
-test: deps vet fmtcheck h2spec fuzz unit ## what CI runs (unit tests last: their summary closes the log)
+# Unit tests run last so that their summary closes the log.
+test: deps vet fmtcheck h2spec fuzz unit ## what CI runs: deps, vet, h2spec, fuzz, unit tests
 
 .PHONY: vet
-vet:
+vet: ## go vet ./...
 	$(GO) vet ./...
 
 GOFILES = $(shell find . -name '*.go' -not -path './bench/out/*' -not -path '*/testdata/*' -not -path './.git/*')
 
 .PHONY: fmt
-fmt:
+fmt: ## gofmt -s -w every Go file
 	gofmt -s -w $(GOFILES)
 
 # Reports unformatted files without failing: a formatting nit should not
 # block a change; `make fmt` fixes it.
 .PHONY: fmtcheck
-fmtcheck:
+fmtcheck: ## list files gofmt would change
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "fmtcheck: not gofmt'ed (run make fmt):"; echo "$$out"; fi
 
 .PHONY: unit
-unit:
+unit: ## go test -race ./... (TESTFLAGS=... to change)
 	$(GO) test $(TESTFLAGS) ./...
 
 # Every `func FuzzX(` in a _test.go file gets a short run, one package and one
 # target per `go test -fuzz` call (go test refuses more). New targets join by
 # existing; a crash fails the build and leaves its input in testdata/fuzz.
 .PHONY: fuzz
-fuzz:
+fuzz: ## every Fuzz target for 10s (FUZZTIME=...)
 	@n=0; while IFS= read -r f; do \
 	  dir=$$(dirname "$$f"); \
 	  for fn in $$(grep -oE '^func Fuzz[A-Za-z0-9_]*\(' "$$f" | sed -E 's/^func //; s/\($$//'); do \
@@ -133,9 +134,9 @@ bench: build bench-deps ## proxies benchmark -> docs/benchmarks.md
 	bench/bench.sh
 
 .PHONY: clean
-clean:
+clean: ## remove bin/ and bench/out/
 	rm -rf bin bench/out
 
 .PHONY: help
-help:
+help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'

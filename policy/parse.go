@@ -142,7 +142,14 @@ func yamlError(name string, err error) error {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &PosError{File: name, Line: line, Col: 1, Msg: "syntax error: " + msg[len(m[0]):]}
+		rest := msg[len(m[0]):]
+		// yaml.v3 reports scanner errors with 1-based lines but parser
+		// errors ("did not find expected ...") with 0-based ones; the line
+		// is then where the unfinished construct (e.g. a "{") started.
+		if strings.HasPrefix(rest, "did not find expected") {
+			line++
+		}
+		return &PosError{File: name, Line: line, Col: 1, Msg: "syntax error: " + rest}
 	}
 	return &PosError{File: name, Line: 1, Col: 1, Msg: "syntax error: " + strings.TrimPrefix(msg, "yaml: ")}
 }

@@ -23,7 +23,8 @@ import (
 //	      deny: [10.6.6.0/24]
 //
 // allow, deny (lists of CIDRs, at least one entry in total; ${}
-// interpolation allowed): a bare address means just that address. An empty
+// interpolation allowed): a bare address means just that address; host bits
+// are ignored (10.0.0.1/8 is 10.0.0.0/8). An empty
 // allow list allows everyone not denied. Both IPv4 and IPv6 are matched,
 // IPv4-mapped IPv6 addresses as IPv4.
 //

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluicehq/sluice/proxy/certs"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -316,3 +317,51 @@ func TestGRPC(t *testing.T) {
 }
 
 var _ = os.Remove
+
+// TestH2CUpgradeRequest completes an h2c Upgrade: the upgraded request is
+// answered on stream 1 of the new HTTP/2 connection.
+func TestH2CUpgradeRequest(t *testing.T) {
+	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up(protoEcho(t))})
+	c, err := net.Dial("tcp", addr(t, s, "127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: up.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n")
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, br)
+	fr.WriteSettings()
+	dec := hpack.NewDecoder(4096, nil)
+	var status, body string
+	for body == "" {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("frames: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.HeadersFrame:
+			hf, _ := dec.DecodeFull(f.HeaderBlockFragment())
+			for _, h := range hf {
+				if h.Name == ":status" {
+					status = h.Value
+				}
+			}
+		case *http2.DataFrame:
+			body = string(f.Data())
+		}
+	}
+	if status != "200" || body != "HTTP/1.1 up.test" {
+		t.Fatalf("status %q body %q", status, body)
+	}
+}

@@ -80,16 +80,18 @@ func locateApplyError(cfg *config.Config, err error) error {
 			return fmt.Errorf("%s: %w", endpointPos(cfg, i), err)
 		}
 	}
-	if m := applyListen.FindStringSubmatch(msg); m != nil {
-		for i := range cfg.Endpoints {
-			if bindOf(&cfg.Endpoints[i]) == m[1] {
+	// When several entries match, the last one is the one that clashed
+	// with an earlier entry (duplicates, a port taken by a tcp endpoint).
+	if m := applyURL.FindStringSubmatch(msg); m != nil {
+		for i := len(cfg.Endpoints) - 1; i >= 0; i-- {
+			if cfg.Endpoints[i].URL == m[1] {
 				return fmt.Errorf("%s: %w", endpointPos(cfg, i), err)
 			}
 		}
 	}
-	if m := applyURL.FindStringSubmatch(msg); m != nil {
-		for i := range cfg.Endpoints {
-			if cfg.Endpoints[i].URL == m[1] {
+	if m := applyListen.FindStringSubmatch(msg); m != nil {
+		for i := len(cfg.Endpoints) - 1; i >= 0; i-- {
+			if bindOf(&cfg.Endpoints[i]) == m[1] {
 				return fmt.Errorf("%s: %w", endpointPos(cfg, i), err)
 			}
 		}

@@ -132,3 +132,11 @@ func TestWarnRestartNeeded(t *testing.T) {
 		}
 	}
 }
+
+func TestLocateDuplicate(t *testing.T) {
+	c := parse(t, "endpoints:\n  - url: http://:8080\n    upstream: 1\n  - url: http://:8080\n    upstream: 2\n")
+	err := locateApplyError(c, errors.New("proxy: endpoint http://:8080 (listen :8080): duplicate catch-all endpoint (also http://:8080)"))
+	if !strings.HasPrefix(err.Error(), "/etc/sluice.yaml:4:5: endpoints[1]: ") {
+		t.Errorf("duplicate located at %q, want the second entry", err)
+	}
+}

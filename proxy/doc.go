@@ -1,17 +1,45 @@
 // Package proxy is sluice's HTTP and TCP proxy core: it owns the listeners,
 // picks the endpoint for each connection (by SNI) and request (by Host),
 // runs the endpoint's exchange.Hooks at the three policy points and forwards
-// to the upstream pool, streaming both ways.
+// to the upstream pool, streaming both ways. It never imports the policy
+// engine: all it knows of policies is exchange.Hooks.
 //
-// Clients are served by net/http (HTTP/1.1, HTTP/2 over TLS through ALPN,
-// h2c by prior knowledge and by Upgrade). Upstreams are reached through an
-// own pooled HTTP/1.1 client (no goroutines per upstream connection, no
-// header clones, pooled buffers), or through golang.org/x/net/http2 for h2c
-// upstreams and gRPC requests. tcp:// endpoints and tls:// (SNI passthrough)
-// endpoints pipe bytes.
+// Clients are served by net/http: HTTP/1.1, HTTP/2 over TLS through ALPN,
+// and h2c by prior knowledge or by "Upgrade: h2c". Upstreams are reached
+// through an own pooled HTTP/1.1 client (LIFO idle stacks, no goroutine per
+// upstream connection, no header clones, pooled buffers, an own strict
+// response-head parser) for http://, https:// and unix: targets, and through
+// golang.org/x/net/http2 for h2c:// targets and for gRPC requests
+// (Content-Type application/grpc), which need HTTP/2 end to end: to http://
+// and unix: targets those are spoken in h2c (prior knowledge), to https://
+// ones in h2 negotiated by ALPN. tcp:// endpoints and tls:// endpoints (SNI
+// passthrough) pipe bytes, half-close aware.
+//
+// Choices worth knowing:
+//
+//   - OnConnect runs for every accepted connection: for TLS with the
+//     endpoint the SNI chose, before the handshake (so Conn.TLS is still
+//     nil there; requests see it); for plaintext with the port's catch-all
+//     endpoint, else its first configured one, since no Host is known yet.
+//   - X-Forwarded-For and Forwarded chains are extended only when the peer
+//     is a trusted proxy (Options.TrustedProxies), which is also when the
+//     client IP is taken from them; otherwise a new chain starts with the
+//     peer. X-Request-Id is always generated, replaces any incoming one,
+//     goes upstream and back to the client, and appears in error bodies and
+//     log lines.
+//   - A request with both Content-Length and Transfer-Encoding is handled
+//     as net/http does (RFC 9112 §6.3: chunked wins, Content-Length is
+//     removed), so the upstream never sees both; obs-fold is replaced by a
+//     space. An upstream response with both is read as chunked and its
+//     connection is not reused.
+//   - A failed connect is retried on another target while none of the
+//     request body was consumed; a pooled connection the upstream closed
+//     while idle is replaced transparently.
+//   - Every error becomes a response in one place (errorResponse): short
+//     plain text naming what happened and the request id.
 //
 // The routing table is built and validated completely by Apply, then swapped
-// atomically; requests in flight finish on the table they started with and
-// the old table's upstream pools are closed once it drained. The proxy never
-// imports the policy engine: all it knows of policies is exchange.Hooks.
+// atomically (internal/reload); requests in flight finish on the table they
+// started with, and the old table's pools and certificate stores are closed
+// once it drained.
 package proxy

@@ -112,6 +112,7 @@ func TestH2ClientBodyToH1Upstream(t *testing.T) {
 	pair, pool := selfSigned(t, "h2.test")
 	s := start(t, Options{}, EndpointConfig{URL: "https://h2.test:443", TLS: []certPair{pair}, Upstream: up(b.URL)})
 	c := h2Client(pool, "h2.test")
+	defer c.CloseIdleConnections()
 	res, err := c.Post("https://"+addr(t, s, "127.0.0.1:0")+"/", "text/plain", io.MultiReader(strings.NewReader("streamed body")))
 	if err != nil {
 		t.Fatal(err)

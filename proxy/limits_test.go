@@ -153,7 +153,7 @@ func TestUpstreamErrors(t *testing.T) {
 		"refused.test":     "502 Bad Gateway: upstream connect failed",
 		"slow.test":        "504 Gateway Timeout: upstream response timed out",
 		"reset.test":       "502 Bad Gateway: upstream",
-		"garbage.test":     "502 Bad Gateway: upstream request failed",
+		"garbage.test":     "502 Bad Gateway: upstream sent an invalid response",
 		"dialtimeout.test": "504 Gateway Timeout: upstream connect timed out",
 		"none.test":        "503 Service Unavailable: no upstream configured",
 	} {
@@ -230,5 +230,63 @@ func TestStaleUpstreamConnection(t *testing.T) {
 			}
 			b.CloseClientConnections()
 		}
+	}
+}
+
+func TestSlowClientTimeouts(t *testing.T) {
+	s := start(t, Options{Limits: Limits{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}},
+		EndpointConfig{URL: "http://:80", Upstream: up(named(t, "ok"))})
+	a := addr(t, s, "127.0.0.1:0")
+	for _, partial := range []string{"", "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: "} {
+		c, err := net.Dial("tcp", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, partial)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		_, err = io.ReadAll(c)
+		c.Close()
+		if err != nil || time.Since(start) > 4*time.Second {
+			t.Errorf("partial %q: not closed by the header timeout (%v)", partial, err)
+		}
+	}
+	// An idle keep-alive connection is closed after IdleTimeout.
+	c, err := net.Dial("tcp", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	all, err := io.ReadAll(c)
+	if err != nil || !strings.HasPrefix(string(all), "HTTP/1.1 200") {
+		t.Fatalf("idle: %q %v", all, err)
+	}
+}
+
+func TestUpstreamOddAnswers(t *testing.T) {
+	b := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/early":
+			w.Header().Set("Link", "</a.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+			w.Header().Del("Link")
+			io.WriteString(w, "after hints")
+		case "/bigheader":
+			w.Header().Set("X-Big", strings.Repeat("b", 10000))
+			io.WriteString(w, "x")
+		}
+	})
+	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up(b.URL)})
+	a := addr(t, s, "127.0.0.1:0")
+	if res, body := get(t, "http://"+a+"/early"); res.StatusCode != 200 || body != "after hints" {
+		t.Errorf("103 then 200: %d %q", res.StatusCode, body)
+	}
+	if res, body := get(t, "http://"+a+"/bigheader"); res.StatusCode != 502 || !strings.Contains(body, "upstream sent an invalid response") {
+		t.Errorf("oversized upstream header: %d %q", res.StatusCode, body)
+	}
+	if _, body := get(t, "http://"+a+"/early"); body != "after hints" {
+		t.Errorf("after a bad answer: %q", body)
 	}
 }

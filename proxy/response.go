@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"strings"
 
+	"github.com/sluicehq/sluice/exchange"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -22,7 +23,12 @@ import (
 // maxResponseHead bounds an upstream's response head.
 const maxResponseHead = 256 << 10
 
-var errBadResponse = errors.New("malformed response from upstream")
+var errBadResponse = badResponse("malformed status line or header")
+
+// badResponse is the error for an upstream answer that breaks HTTP/1.1.
+func badResponse(what string) error {
+	return &exchange.Error{Status: http.StatusBadGateway, Msg: "upstream sent an invalid response", Err: errors.New(what)}
+}
 
 // respHead is a parsed response head.
 type respHead struct {
@@ -52,7 +58,7 @@ func readResponseHead(br *bufio.Reader, scratch *[]byte, method string, h *respH
 		line, err := br.ReadSlice('\n')
 		if err != nil {
 			if err == bufio.ErrBufferFull {
-				return errors.New("upstream response header line too long")
+				return badResponse("upstream response header line too long")
 			}
 			if err == io.EOF && len(buf)+len(line) > 0 {
 				err = io.ErrUnexpectedEOF
@@ -68,7 +74,7 @@ func readResponseHead(br *bufio.Reader, scratch *[]byte, method string, h *respH
 			break
 		}
 		if len(buf) > maxResponseHead {
-			return errors.New("upstream response header too large")
+			return badResponse("upstream response header too large")
 		}
 	}
 	*scratch = buf
@@ -104,7 +110,7 @@ func readResponseHead(br *bufio.Reader, scratch *[]byte, method string, h *respH
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return errors.New("obsolete line folding in upstream response")
+			return badResponse("obsolete line folding in upstream response")
 		}
 		c := strings.IndexByte(line, ':')
 		if c <= 0 {
@@ -137,7 +143,7 @@ func readResponseHead(br *bufio.Reader, scratch *[]byte, method string, h *respH
 	switch {
 	case hasTE:
 		if len(te) != 1 || !strings.EqualFold(strings.TrimSpace(te[0]), "chunked") || http10 {
-			return errors.New("unsupported transfer-encoding from upstream")
+			return badResponse("unsupported transfer-encoding from upstream")
 		}
 		// TE overrides CL; a message with both is a smuggling smell, so the
 		// connection is not reused (RFC 9112 §6.3 item 3).
@@ -151,7 +157,7 @@ func readResponseHead(br *bufio.Reader, scratch *[]byte, method string, h *respH
 		for _, v := range cl {
 			m, ok := parseLength(v)
 			if !ok || (n >= 0 && m != n) {
-				return errors.New("invalid content-length from upstream")
+				return badResponse("invalid content-length from upstream")
 			}
 			n = m
 		}

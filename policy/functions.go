@@ -18,6 +18,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -73,18 +75,42 @@ func strFn(f func(string) ref.Val) func(ref.Val) ref.Val {
 	}
 }
 
+// prefixCache remembers parsed CIDRs: policies repeat the same few
+// literals on every request. It is bounded because a CIDR may also come
+// from request data.
+var (
+	prefixCache sync.Map // string -> netip.Prefix (invalid: not a CIDR)
+	prefixCount atomic.Int64
+)
+
+func parseCIDR(cidr string) netip.Prefix {
+	if v, ok := prefixCache.Load(cidr); ok {
+		return v.(netip.Prefix)
+	}
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		// A bare address counts as a /32 or /128.
+		if a, err2 := netip.ParseAddr(cidr); err2 == nil {
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+	} else {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-(p.Addr().BitLen()-p.Addr().Unmap().BitLen())).Masked()
+	}
+	if prefixCount.Load() < 4096 {
+		if _, loaded := prefixCache.LoadOrStore(cidr, p); !loaded {
+			prefixCount.Add(1)
+		}
+	}
+	return p
+}
+
 func inCidr(ip string, cidr string) bool {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return false
 	}
-	p, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		// A bare address counts as a /32 or /128.
-		b, err2 := netip.ParseAddr(cidr)
-		return err2 == nil && b.Unmap() == a.Unmap()
-	}
-	return p.Masked().Contains(a.Unmap()) || p.Contains(a)
+	p := parseCIDR(cidr)
+	return p.IsValid() && p.Contains(a.Unmap())
 }
 
 func jsonEncode(v ref.Val) ref.Val {

@@ -34,7 +34,28 @@ func (m *headerMap) values(key string) ([]string, bool) {
 	if m.h == nil {
 		return nil, false
 	}
-	if v, ok := m.h[textproto.CanonicalMIMEHeaderKey(key)]; ok {
+	if v, ok := m.h[key]; ok {
+		return v, true
+	}
+	// Canonicalise on the stack: the map lookup with string(buf) does not
+	// allocate, CanonicalMIMEHeaderKey would.
+	var buf [64]byte
+	if len(key) <= len(buf) {
+		upper := true
+		for i := 0; i < len(key); i++ {
+			c := key[i]
+			if upper && 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			} else if !upper && 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			buf[i] = c
+			upper = c == '-'
+		}
+		if v, ok := m.h[string(buf[:len(key)])]; ok {
+			return v, true
+		}
+	} else if v, ok := m.h[textproto.CanonicalMIMEHeaderKey(key)]; ok {
 		return v, true
 	}
 	// Headers set with non-canonical keys (direct map writes, HTTP/2).

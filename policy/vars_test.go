@@ -137,6 +137,9 @@ func TestVariables(t *testing.T) {
 		{OnTCPConnect, "!inCidrRange(conn.client_ip, '10.0.0.0/8') && !inCidrRange(conn.client_ip, 'garbage')"},
 		{OnTCPConnect, "inCidrRange('::ffff:10.1.1.1', '10.0.0.0/8') && inCidrRange('2001:db8::1', '2001:db8::/32')"},
 		{OnTCPConnect, "inCidrRanges(conn.client_ip, ['bad', '10.0.0.0/8', '203.0.113.7/32'])"},
+		{OnTCPConnect, "inCidrRange('10.1.2.3', '10.1.2.3') && !inCidrRange('10.1.2.4', '10.1.2.3') && inCidrRange('2001:db8::1', '2001:db8::1')"},
+		{OnTCPConnect, "inCidrRange('10.1.2.3', '::ffff:10.0.0.0/104') && !inCidrRange('not-an-ip', '10.0.0.0/8') && !inCidrRange('10.1.2.3', '')"},
+		{OnTCPConnect, "inCidrRange('10.1.2.3', '10.1.2.99/8')"}, // host bits are ignored
 		{OnTCPConnect, "hash.sha256('hello') == '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'"},
 		{OnTCPConnect, "hash.md5('hello') == '5d41402abc4b2a76b9719d911017c592' && 'hello'.md5('base64') == 'XUFAKrxLKna5cZ2REBfFkg=='"},
 		{OnTCPConnect, "hash.sha1('hello') == 'aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d'"},

@@ -230,6 +230,11 @@ func (s *Server) run(xs *xstate, e *endpoint, t *table, depth int) error {
 	rec := -1
 	var err error
 	if e.hooks != nil && xs.nhooked < len(xs.hooked) {
+		if x.Log == s.log {
+			// Policies log through x.Log: give their lines the request id.
+			// Only here, as With allocates.
+			x.Log = s.log.With("request_id", x.ID)
+		}
 		x.Endpoint = &e.ep
 		x.Pinned = nil
 		err = callHook(e.hooks.OnRequest, x)

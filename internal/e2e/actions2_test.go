@@ -12,13 +12,14 @@ import (
 
 func TestRateLimit(t *testing.T) {
 	// The counter table is process-wide and keyed by name: a name of its
-	// own keeps this test apart from every other one.
+	// own keeps this test apart from every other one (and from its own
+	// earlier runs under -count).
 	e := start(t, ep{URL: "http://app.test", Policy: `
 on_http_request:
   - actions:
       - type: rate-limit
         config:
-          name: e2e per key and client
+          name: e2e per key and client ` + nonce() + `
           algorithm: sliding_window
           capacity: 3
           rate: 60s
@@ -68,7 +69,7 @@ on_http_request:
   - actions:
       - type: rate-limit
         config:
-          name: e2e dry run
+          name: e2e dry run ` + nonce() + `
           algorithm: sliding_window
           capacity: 1
           rate: 60s

@@ -38,6 +38,7 @@ import (
 	"github.com/sluicehq/sluice/proxy"
 	"github.com/sluicehq/sluice/proxy/certs"
 	"github.com/sluicehq/sluice/proxy/upstream"
+	"golang.org/x/net/http2"
 )
 
 // sharedListen is the listen key every endpoint uses unless it names its
@@ -97,6 +98,9 @@ func newBackend(t testing.TB, respond func(w http.ResponseWriter, r *http.Reques
 type ep struct {
 	URL      string // http://app.test, https://app.test, tcp://..., https://x.internal
 	Policy   string // YAML policy; "" = no policy
+	// PolicyFile loads an existing file (e.g. behind a symlink) instead
+	// of writing Policy to one.
+	PolicyFile string
 	Upstream string // "" = the env's echo backend; "none" = no upstream
 	Listen   string // "" = sharedListen (internal endpoints: none)
 }
@@ -181,9 +185,12 @@ func startWith(t testing.TB, s setup, eps ...ep) *env {
 			e.roots.AddCert(leaf(t, cert))
 			c.TLS = []certs.Pair{{Cert: cert, Key: key}}
 		}
-		if p.Policy != "" {
-			path := filepath.Join(e.dir, "policy-"+strconv.Itoa(i)+".yaml")
-			writeFile(t, path, p.Policy)
+		if p.Policy != "" || p.PolicyFile != "" {
+			path := p.PolicyFile
+			if path == "" {
+				path = filepath.Join(e.dir, "policy-"+strconv.Itoa(i)+".yaml")
+				writeFile(t, path, p.Policy)
+			}
 			h, err := policy.NewFileHandle(path, policy.Options{Log: log, Watcher: e.watcher})
 			if err != nil {
 				t.Fatalf("policy of %s: %v", p.URL, err)
@@ -271,6 +278,7 @@ func (e *env) clientFrom(localIP string) *http.Client {
 
 // reply is one answer as the client received it.
 type reply struct {
+	Proto  string // "HTTP/1.1", "HTTP/2.0"
 	Status int
 	Header http.Header
 	Body   string // decoded when the response had a Content-Encoding
@@ -330,7 +338,7 @@ func send(t testing.TB, c *http.Client, q request) reply {
 	if err != nil {
 		return reply{Status: res.StatusCode, Header: res.Header, Err: err}
 	}
-	r := reply{Status: res.StatusCode, Header: res.Header, Raw: raw, Body: string(raw)}
+	r := reply{Proto: res.Proto, Status: res.StatusCode, Header: res.Header, Raw: raw, Body: string(raw)}
 	if ce := res.Header.Get("Content-Encoding"); ce != "" {
 		// A body that does not decode stays as received (an upstream's
 		// own encoding passed through untouched); DecodeErr says so.
@@ -441,3 +449,61 @@ func (e *env) dumpLogs() {
 		}
 	})
 }
+
+// clientH2 returns an HTTP/2 client: over TLS (ALPN h2) for https URLs,
+// and h2c with prior knowledge for http URLs.
+func (e *env) clientH2() *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	dial := func(ctx context.Context, hostport string) (net.Conn, error) {
+		host, _, _ := net.SplitHostPort(hostport)
+		return d.DialContext(ctx, "tcp", e.addrFor(host))
+	}
+	h2 := &http2.Transport{
+		DisableCompression: true,
+		TLSClientConfig:    &tls.Config{RootCAs: e.roots},
+		DialTLSContext: func(ctx context.Context, _, hostport string, cfg *tls.Config) (net.Conn, error) {
+			c, err := dial(ctx, hostport)
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(c, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return tc, nil
+		},
+	}
+	h2c := &http2.Transport{
+		AllowHTTP:          true,
+		DisableCompression: true,
+		DialTLSContext: func(ctx context.Context, _, hostport string, _ *tls.Config) (net.Conn, error) {
+			return dial(ctx, hostport)
+		},
+	}
+	e.t.Cleanup(h2.CloseIdleConnections)
+	e.t.Cleanup(h2c.CloseIdleConnections)
+	return &http.Client{
+		Transport:     schemeRouter{"https": h2, "http": h2c},
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// schemeRouter sends each request to the transport for its URL scheme.
+type schemeRouter map[string]http.RoundTripper
+
+func (m schemeRouter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t := m[r.URL.Scheme]; t != nil {
+		return t.RoundTrip(r)
+	}
+	return nil, errors.New("no transport for scheme " + r.URL.Scheme)
+}
+
+// nonce is a short string unique to this call, for names that must not
+// collide across tests or -count runs (rate-limit tables are per process).
+func nonce() string {
+	return strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.FormatInt(nonceN.Add(1), 36)
+}
+
+var nonceN atomic.Int64

@@ -87,17 +87,36 @@ func (s *loadStats) fail(format string, args ...any) {
 	}
 }
 
+// TestReloadUnderLoad: HTTP/1.1 keep-alive clients, one connection each.
 func TestReloadUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reload under load takes a few seconds")
 	}
-	const (
-		changes = 210
-		clients = 8
-	)
-	e := startWith(t, setup{Watch: true}, ep{URL: "http://app.test", Policy: versionPolicy(0)})
-	path := e.files["http://app.test"]
+	reloadUnderLoad(t, "http://app.test", 210, func(e *env) func() *http.Client {
+		return e.client // a client (and connection) per goroutine
+	})
+}
+
+// TestReloadUnderLoadHTTP2: the goroutines share one HTTP/2 connection
+// over TLS, so concurrent streams of one connection straddle reloads.
+func TestReloadUnderLoadHTTP2(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reload under load takes a few seconds")
+	}
+	reloadUnderLoad(t, "https://app.test", 60, func(e *env) func() *http.Client {
+		c := e.clientH2()
+		return func() *http.Client { return c }
+	})
+}
+
+// reloadUnderLoad writes changes versions of the endpoint's policy while 8
+// goroutines send requests with clients from newClient.
+func reloadUnderLoad(t *testing.T, endpoint string, changes int, clientsFor func(e *env) func() *http.Client) {
+	const clients = 8
+	e := startWith(t, setup{Watch: true}, ep{URL: endpoint, Policy: versionPolicy(0)})
+	path := e.files[endpoint]
 	dir := filepath.Dir(path)
+	newClient := clientsFor(e)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
@@ -108,7 +127,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	for i := range clients {
 		st := &loadStats{last: -1, seen: map[int]bool{}}
 		stats[i] = st
-		c := e.client()
+		c := newClient()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -120,7 +139,7 @@ func TestReloadUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				v, err := versionRequest(ctx, c, fmt.Sprintf("http://app.test/load?client=%d&n=%d", i, n))
+				v, err := versionRequest(ctx, c, fmt.Sprintf("%s/load?client=%d&n=%d", endpoint, i, n))
 				st.requests++
 				if err != nil {
 					st.fail("request %d: %v", n, err)

@@ -1,0 +1,119 @@
+package e2e
+
+// Reload details a user relies on: rate-limit counters that survive a
+// reload, and Kubernetes-style ConfigMap updates (a symlink swapped).
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func rateLimitGen(name string, gen, capacity int) string {
+	return fmt.Sprintf(`
+on_http_request:
+  - actions:
+      - type: rate-limit
+        config:
+          name: %s
+          algorithm: sliding_window
+          capacity: %d
+          rate: 60s
+          bucket_key: [conn.client_ip]
+on_http_response:
+  - actions:
+      - type: add-headers
+        config:
+          headers: {x-gen: "%d"}
+`, name, capacity, gen)
+}
+
+// waitGen sends requests until one is answered by policy generation gen
+// and returns it (bounded: 5 s).
+func waitGen(t *testing.T, e *env, gen string) reply {
+	t.Helper()
+	c := e.client()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := get(t, c, "http://app.test/")
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		if r.Header.Get("X-Gen") == gen {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("generation %s not served within 5s (last %q, status %d)", gen, r.Header.Get("X-Gen"), r.Status)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRateLimitSurvivesReload: the counters belong to the limit's identity
+// (name, capacity, rate, bucket_key), not to a policy version, so a reload
+// that keeps the limit keeps its counts, and one that changes it starts
+// afresh (docs/actions.md, rate-limit).
+func TestRateLimitSurvivesReload(t *testing.T) {
+	name := "e2e survives reload " + nonce()
+	e := startWith(t, setup{Watch: true}, ep{URL: "http://app.test", Policy: rateLimitGen(name, 1, 2)})
+	path := e.files["http://app.test"]
+	c := e.client()
+	for i := range 2 {
+		if r := get(t, c, "http://app.test/"); r.Status != 200 {
+			t.Fatalf("request %d: status %d", i+1, r.Status)
+		}
+	}
+	if r := get(t, c, "http://app.test/"); r.Status != 429 {
+		t.Fatalf("third request: status %d, want 429", r.Status)
+	}
+	// Refused requests are not counted, so polling for the new generation
+	// does not change the bucket.
+	renameSave(t, filepath.Dir(path), path, rateLimitGen(name, 2, 2))
+	if r := waitGen(t, e, "2"); r.Status != 429 {
+		t.Fatalf("after a reload that kept the limit: status %d, want 429 (counters lost)", r.Status)
+	}
+	renameSave(t, filepath.Dir(path), path, rateLimitGen(name, 3, 5))
+	if r := waitGen(t, e, "3"); r.Status != 200 {
+		t.Fatalf("after a reload that changed the capacity: status %d, want 200 (a new table)", r.Status)
+	}
+}
+
+// TestReloadSymlinkSwap: the policy file is a symlink into a directory
+// that is itself reached through a symlink (..data), as a Kubernetes
+// ConfigMap volume is; an update swaps ..data atomically.
+func TestReloadSymlinkSwap(t *testing.T) {
+	dir := t.TempDir()
+	version := func(n int) {
+		d := filepath.Join(dir, fmt.Sprintf("..v%d", n))
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(d, "policy.yaml"), fmt.Sprintf(`
+on_http_response:
+  - actions:
+      - type: add-headers
+        config:
+          headers: {x-gen: "%d"}
+`, n))
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(filepath.Base(d), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version(1)
+	path := filepath.Join(dir, "policy.yaml")
+	if err := os.Symlink(filepath.Join("..data", "policy.yaml"), path); err != nil {
+		t.Fatal(err)
+	}
+	e := startWith(t, setup{Watch: true}, ep{URL: "http://app.test", PolicyFile: path})
+	waitGen(t, e, "1")
+	for n := 2; n <= 4; n++ {
+		version(n)
+		waitGen(t, e, fmt.Sprint(n))
+	}
+}

@@ -222,6 +222,12 @@ func (c *compiler) exprAt(src string, n *yaml.Node, base int, wantBool bool) (*E
 		var errs []error
 		for _, e := range iss.Errors() {
 			off := offsetIn(src, e.Location.Line(), e.Location.Column())
+			if off < len(src) && src[off] == '(' {
+				// A call: point at the function's name, not at "(".
+				for off > 0 && isIdentByte(src[off-1]) {
+					off--
+				}
+			}
 			msg := "CEL: " + firstLine(e.Message)
 			// "undeclared reference to 'req'" for req.nosuch: name the
 			// whole unknown variable instead.
@@ -293,6 +299,10 @@ func (c *compiler) expr(src string, n *yaml.Node, wantBool bool) (*Expr, error) 
 		base = strings.Index(n.Value, src)
 	}
 	return c.exprAt(src, n, base, wantBool)
+}
+
+func isIdentByte(ch byte) bool {
+	return ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9'
 }
 
 // nameStart moves an offset that points into a qualified name (CEL puts

@@ -96,13 +96,13 @@ func newBackend(t testing.TB, respond func(w http.ResponseWriter, r *http.Reques
 
 // ep is one endpoint of a test proxy.
 type ep struct {
-	URL      string // http://app.test, https://app.test, tcp://..., https://x.internal
-	Policy   string // YAML policy; "" = no policy
+	URL    string // http://app.test, https://app.test, tcp://..., https://x.internal
+	Policy string // YAML policy; "" = no policy
 	// PolicyFile loads an existing file (e.g. behind a symlink) instead
 	// of writing Policy to one.
 	PolicyFile string
-	Upstream string // "" = the env's echo backend; "none" = no upstream
-	Listen   string // "" = sharedListen (internal endpoints: none)
+	Upstream   string // "" = the env's echo backend; "none" = no upstream
+	Listen     string // "" = sharedListen (internal endpoints: none)
 }
 
 // setup are the env-wide knobs.

@@ -147,6 +147,7 @@ func TestUpstreamErrors(t *testing.T) {
 		EndpointConfig{URL: "http://garbage.test:80", Upstream: up("http://" + garbage.Addr().String())},
 		EndpointConfig{URL: "http://dialtimeout.test:80", Upstream: up(named(t, "never")), Limits: &Limits{DialTimeout: time.Nanosecond}},
 		EndpointConfig{URL: "http://none.test:80"},
+		EndpointConfig{URL: "http://h2crefused.test:80", Upstream: upstream.Config{URLs: []string{"h2c" + refused[len("http"):]}, Passive: passiveOff}},
 	)
 	a := addr(t, s, "127.0.0.1:0")
 	for host, want := range map[string]string{
@@ -156,6 +157,7 @@ func TestUpstreamErrors(t *testing.T) {
 		"garbage.test":     "502 Bad Gateway: upstream sent an invalid response",
 		"dialtimeout.test": "504 Gateway Timeout: upstream connect timed out",
 		"none.test":        "503 Service Unavailable: no upstream configured",
+		"h2crefused.test":  "502 Bad Gateway: upstream connect failed",
 	} {
 		res, body := get(t, "http://"+a+"/", "Host", host)
 		id := res.Header.Get("X-Request-Id")

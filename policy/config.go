@@ -258,8 +258,13 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 			d.fail(n, path, "%v", err)
 			return
 		}
-		if x != nil {
-			v.Set(reflect.ValueOf(x))
+		if x == nil {
+			return
+		}
+		if xv := reflect.ValueOf(x); xv.Type().AssignableTo(v.Type()) {
+			v.Set(xv)
+		} else {
+			d.fail(n, path, "unsupported field type %s (engine bug)", v.Type())
 		}
 	default:
 		d.fail(n, path, "unsupported field type %s (engine bug)", v.Type())

@@ -305,7 +305,11 @@ func (b *builder) action(ph Phase, n *yaml.Node) *boundAction {
 			return nil
 		}
 	}
-	if typNode == nil || typNode.Kind != yaml.ScalarNode || typNode.Value == "" {
+	if typNode != nil && (typNode.Kind != yaml.ScalarNode || isNull(typNode)) {
+		b.fail(typNode, "action type must be a string, got %s", kindName(typNode))
+		return nil
+	}
+	if typNode == nil || typNode.Value == "" {
 		b.fail(n, "action without type (known types: %s)", strings.Join(Types(), ", "))
 		return nil
 	}

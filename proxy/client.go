@@ -26,6 +26,7 @@ import (
 // answer or stream before the upload ends).
 type connPool struct {
 	t       *upstream.Target
+	e       *endpoint
 	limits  *Limits
 	tlsConf *tls.Config
 
@@ -45,7 +46,7 @@ type pconn struct {
 }
 
 func newConnPool(t *upstream.Target, e *endpoint) *connPool {
-	p := &connPool{t: t, limits: &e.limits}
+	p := &connPool{t: t, e: e, limits: &e.limits}
 	if t.Scheme == "https" {
 		c := e.upTLS.Clone()
 		c.ServerName = t.ServerName
@@ -116,8 +117,7 @@ func (p *connPool) close() {
 func (p *connPool) dial(ctx context.Context) (*pconn, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.limits.DialTimeout)
 	defer cancel()
-	d := net.Dialer{KeepAlive: 30 * time.Second}
-	c, err := d.DialContext(ctx, p.t.Network, p.t.Addr)
+	c, err := p.e.dial(ctx, p.t.Network, p.t.Addr)
 	if err != nil {
 		return nil, &dialError{err}
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/sluicehq/sluice/internal/reload"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gorilla/websocket"
 	"github.com/sluicehq/sluice/exchange"
@@ -220,4 +221,26 @@ func TestCertificateHotReload(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("certificate not reloaded within 5s")
+}
+
+func TestCustomDial(t *testing.T) {
+	b := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "via custom dial") })
+	var dialed atomic.Int32
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dialed.Add(1)
+		if addr != "agent.invalid:80" {
+			return nil, fmt.Errorf("unexpected addr %s", addr)
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", b.Listener.Addr().String())
+	}
+	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up("http://agent.invalid:80"), Dial: dial})
+	for i := 0; i < 3; i++ {
+		if _, body := get(t, "http://"+addr(t, s, "127.0.0.1:0")+"/"); body != "via custom dial" {
+			t.Fatalf("got %q", body)
+		}
+	}
+	if n := dialed.Load(); n != 1 {
+		t.Fatalf("dialed %d times, want 1 (pooled)", n)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice/exchange"
 	"github.com/sluicehq/sluice/proxy/certs"
@@ -42,6 +43,18 @@ type endpoint struct {
 	upTLS    *tls.Config // template for upstream TLS
 	metrics  *epMetrics
 	cancelHC context.CancelFunc
+	dialFn   func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// dial connects to an upstream address within DialTimeout.
+func (e *endpoint) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.limits.DialTimeout)
+	defer cancel()
+	if e.dialFn != nil {
+		return e.dialFn(ctx, network, addr)
+	}
+	d := net.Dialer{KeepAlive: 30 * time.Second}
+	return d.DialContext(ctx, network, addr)
 }
 
 // parsedURL is the part of an endpoint URL that routing needs.
@@ -116,9 +129,10 @@ func (s *Server) buildEndpoint(cfg EndpointConfig) (_ *endpoint, err error) {
 		return nil, err
 	}
 	e := &endpoint{
-		kind:  p.kind,
-		host:  p.host,
-		hooks: cfg.Hooks,
+		kind:   p.kind,
+		host:   p.host,
+		hooks:  cfg.Hooks,
+		dialFn: cfg.Dial,
 		ep: exchange.Endpoint{
 			ID:       "ep_" + p.host + "_" + strconv.Itoa(p.port),
 			URL:      cfg.URL,

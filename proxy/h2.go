@@ -58,8 +58,7 @@ func (h *h2Transports) get(t *upstream.Target, useTLS bool) *http2.Transport {
 		tr.DialTLSContext = func(ctx context.Context, _, _ string, cfg *tls.Config) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(ctx, lim.DialTimeout)
 			defer cancel()
-			var d net.Dialer
-			c, err := d.DialContext(ctx, t.Network, t.Addr)
+			c, err := h.e.dial(ctx, t.Network, t.Addr)
 			if err != nil {
 				return nil, &dialError{err}
 			}
@@ -77,8 +76,7 @@ func (h *h2Transports) get(t *upstream.Target, useTLS bool) *http2.Transport {
 	} else {
 		tr.AllowHTTP = true
 		tr.DialTLSContext = func(ctx context.Context, _, _ string, _ *tls.Config) (net.Conn, error) {
-			d := net.Dialer{Timeout: lim.DialTimeout}
-			c, err := d.DialContext(ctx, t.Network, t.Addr)
+			c, err := h.e.dial(ctx, t.Network, t.Addr)
 			if err != nil {
 				return nil, &dialError{err}
 			}

@@ -301,7 +301,7 @@ func (l *listener) pipe(ci *connInfo, c net.Conn, e *endpoint) {
 		g.Inc()
 		defer g.Dec()
 	}
-	up, t, err := dialPipe(e)
+	up, t, err := dialPipe(s.ctx, e)
 	if err != nil {
 		s.log.Warn("upstream connect failed", "endpoint", e.ep.ID, "client", ci.conn.ClientAddr, "err", err)
 		c.Close()
@@ -325,7 +325,7 @@ func (l *listener) pipe(ci *connInfo, c net.Conn, e *endpoint) {
 }
 
 // dialPipe connects to a healthy target, trying the next one on failure.
-func dialPipe(e *endpoint) (net.Conn, *upstream.Target, error) {
+func dialPipe(ctx context.Context, e *endpoint) (net.Conn, *upstream.Target, error) {
 	if e.pool == nil {
 		return nil, nil, errors.New("no upstream configured")
 	}
@@ -336,8 +336,7 @@ func dialPipe(e *endpoint) (net.Conn, *upstream.Target, error) {
 			return nil, nil, err
 		}
 		e.pool.Begin(t)
-		d := net.Dialer{Timeout: e.limits.DialTimeout}
-		c, err := d.Dial(t.Network, t.Addr)
+		c, err := e.dial(ctx, t.Network, t.Addr)
 		if err == nil {
 			return c, t, nil
 		}

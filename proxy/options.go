@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"time"
 
@@ -140,6 +142,10 @@ type EndpointConfig struct {
 	InsecureSkipVerify bool
 	// Hooks is the endpoint's policy; nil means none.
 	Hooks exchange.Hooks
+	// Dial, when set, replaces net.Dialer for this endpoint's upstream
+	// connections (e.g. a tunnel session reaching an agent). It gets the
+	// target's Network and Addr and must honour ctx; DialTimeout applies.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Limits overrides the server's limits for this endpoint's requests
 	// (body size, dial/response timeouts, idle pool size). Listener-level
 	// limits (header timeout/size, idle timeout) come from the server.

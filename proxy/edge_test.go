@@ -244,3 +244,17 @@ func TestCustomDial(t *testing.T) {
 		t.Fatalf("dialed %d times, want 1 (pooled)", n)
 	}
 }
+
+func TestPlainHTTPOnTLSPort(t *testing.T) {
+	pair, _ := selfSigned(t, "t.test")
+	s := start(t, Options{}, EndpointConfig{URL: "https://t.test:443", TLS: []certPair{pair}, Upstream: up(named(t, "x"))})
+	got := raw(t, addr(t, s, "127.0.0.1:0"), "GET / HTTP/1.1\r\nHost: t.test\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(got)), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", got, err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 400 || string(body) != "400 Bad Request: plain HTTP request sent to a TLS port\n" {
+		t.Fatalf("%d %q", res.StatusCode, body)
+	}
+}

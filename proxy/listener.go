@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -174,17 +175,22 @@ func (l *listener) handle(c net.Conn) {
 		l.pipe(ci, c, r.tcp)
 		return
 	case r.hasTLS():
-		if r.hasPlain() {
-			// Mixed port: TLS records start with 0x16 (handshake).
-			bc, first := l.peek(c)
-			if bc == nil {
-				return
-			}
-			c = bc
-			if first != 0x16 {
+		// TLS records start with 0x16 (handshake); anything else is
+		// plaintext, served on a mixed port and refused on a TLS-only one.
+		bc, first := l.peek(c)
+		if bc == nil {
+			return
+		}
+		c = bc
+		if first != 0x16 {
+			if r.hasPlain() {
 				l.serveHTTP(ci, c, first, r.plain.first())
 				return
 			}
+			c.SetWriteDeadline(time.Now().Add(lim.ReadHeaderTimeout))
+			io.WriteString(c, plainOnTLS)
+			c.Close()
+			return
 		}
 		hello, replay, err := l4.PeekClientHello(c, lim.ReadHeaderTimeout)
 		if err != nil {
@@ -244,6 +250,9 @@ func (l *listener) peek(c net.Conn) (net.Conn, byte) {
 	}
 	return bc, b[0]
 }
+
+const plainOnTLS = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Connection: close\r\nContent-Length: 55\r\n\r\n400 Bad Request: plain HTTP request sent to a TLS port\n"
 
 // serveHTTP runs OnConnect for a plaintext connection and hands it to
 // net/http. Before a request arrives the Host is unknown, so OnConnect runs

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -180,9 +181,11 @@ func TestTCPEndpoint(t *testing.T) {
 func TestUpstreamSchemes(t *testing.T) {
 	// https upstream: verified against system roots by default (fails for
 	// a self-signed test server), accepted with InsecureSkipVerify.
-	hb := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hb := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "tls upstream")
 	}))
+	hb.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	hb.StartTLS()
 	t.Cleanup(hb.Close)
 	// h2c upstream.
 	h2s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

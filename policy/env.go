@@ -58,6 +58,14 @@ var requestMacros = []parser.Macro{
 	presenceMacro("hasReqCookie", "req", "cookies"),
 	lookupMacro("getResCookie", "_sluice_first", "res", "cookies"),
 	presenceMacro("hasResCookie", "res", "cookies"),
+	// ngrok's secrets.get reads its hosted vaults, which sluice does not
+	// have: say so at load instead of "undeclared reference".
+	parser.NewReceiverMacro("get", 2, func(eh parser.ExprHelper, target ast.Expr, args []ast.Expr) (ast.Expr, *common.Error) {
+		if target.Kind() == ast.IdentKind && target.AsIdent() == "secrets" {
+			return nil, eh.NewError(target.ID(), "secrets.get is not supported: sluice has no secret vaults (ngrok-only)")
+		}
+		return nil, nil
+	}),
 }
 
 func selectPath(eh parser.ExprHelper, path ...string) ast.Expr {

@@ -207,6 +207,7 @@ func TestVariablesUnavailableInPhase(t *testing.T) {
 		{OnHTTPRequest, "res.status_code == 200", "res.status_code is not available in on_http_request"},
 		{OnHTTPRequest, "hasResHeader('x')", "res.headers is not available in on_http_request"},
 		{OnTCPConnect, "getReqHeader('x') == []", "req.headers is not available in on_tcp_connect"},
+		{OnTCPConnect, "secrets.get('vault', 'name') == 'x'", "secrets.get is not supported"},
 	}
 	for _, tc := range cases {
 		comp := newCompiler("p.yaml", nil)

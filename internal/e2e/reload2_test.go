@@ -4,7 +4,10 @@ package e2e
 // reload, and Kubernetes-style ConfigMap updates (a symlink swapped).
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -115,5 +118,59 @@ on_http_response:
 	for n := 2; n <= 4; n++ {
 		version(n)
 		waitGen(t, e, fmt.Sprint(n))
+	}
+}
+
+// TestInFlightRequestKeepsItsVersion: a request whose upstream answers
+// after a reload still gets the response phase of the version that ran
+// its request phase, while new requests already get the new version.
+func TestInFlightRequestKeepsItsVersion(t *testing.T) {
+	arrived := make(chan struct{})
+	release := make(chan struct{})
+	respond := func(w http.ResponseWriter, r *http.Request, s *seen) {
+		if r.URL.Path == "/hold" {
+			close(arrived)
+			<-release
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(s)
+	}
+	e := startWith(t, setup{Watch: true, Respond: respond}, ep{URL: "http://app.test", Policy: versionPolicy(1)})
+	path := e.files["http://app.test"]
+
+	held := make(chan reply, 1)
+	go func() { held <- send(t, e.client(), request{URL: "http://app.test/hold"}) }()
+	select {
+	case <-arrived:
+	case <-time.After(5 * time.Second):
+		t.Fatal("held request did not reach the upstream")
+	}
+	renameSave(t, filepath.Dir(path), path, versionPolicy(2))
+	c := e.client()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v, err := versionRequest(context.Background(), c, "http://app.test/new")
+		if err != nil {
+			close(release)
+			t.Fatal(err)
+		}
+		if v == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("version 2 not served within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	r := <-held
+	if r.Err != nil || r.Status != 200 {
+		t.Fatalf("held request: status %d, %v", r.Status, r.Err)
+	}
+	up := r.seen(t).Header.Get("X-Policy-Version")
+	down := r.Header.Values("X-Policy-Version")
+	if up != "1" || len(down) != 1 || down[0] != "1" {
+		t.Fatalf("held request: request phase %q, response phase %q; want version 1 for both", up, down)
 	}
 }

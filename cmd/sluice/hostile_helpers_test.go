@@ -1,0 +1,266 @@
+package main
+
+// Helpers of the hostile-input battery (hostile_*_test.go): a sluice with
+// short limits in front of a backend that records every request it parses,
+// raw client connections that write exact bytes, and readings of the
+// process' goroutines, descriptors and memory for the leak checks.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// edge is a running sluice with one catch-all endpoint and an admin port.
+type edge struct {
+	p     *proc
+	addr  string // the HTTP listener
+	admin string
+	dir   string
+}
+
+// startEdge runs `sluice serve` in front of upstream (a URL or host:port)
+// with the given YAML lines under `limits:` (indented by the caller's
+// two spaces, e.g. "  read_header_timeout: 1s\n").
+func startEdge(t *testing.T, upstream, limits string) *edge {
+	t.Helper()
+	dir := t.TempDir()
+	if !strings.Contains(upstream, "://") {
+		upstream = "http://" + upstream
+	}
+	var lim string
+	if limits != "" {
+		lim = "limits:\n" + limits
+	}
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+admin: 127.0.0.1:0
+log: {format: json}
+%s
+endpoints:
+  - url: http://:80
+    listen: 127.0.0.1:0
+    upstream: %s
+`, lim, upstream))
+	p := start(t, "serve", "-c", cfg)
+	return &edge{p: p, addr: p.addr("127.0.0.1:0"), admin: p.adminAddr(), dir: dir}
+}
+
+// recReq is one request as the recording backend parsed it.
+type recReq struct {
+	Method, Path, Host string
+	TE                 []string
+	CL                 int64
+	Header             http.Header
+	Body               string
+	BodyErr            error
+}
+
+// recBackend is a net/http upstream that records every request it parses.
+// A smuggled request would show up here as an extra entry.
+type recBackend struct {
+	ln  net.Listener
+	srv *http.Server
+
+	mu   sync.Mutex
+	reqs []recReq
+}
+
+func newRecBackend(t *testing.T) *recBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &recBackend{ln: ln}
+	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, berr := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+		b.mu.Lock()
+		b.reqs = append(b.reqs, recReq{Method: r.Method, Path: r.URL.Path, Host: r.Host,
+			TE: r.TransferEncoding, CL: r.ContentLength, Header: r.Header.Clone(),
+			Body: string(body), BodyErr: berr})
+		b.mu.Unlock()
+		if berr != nil {
+			return
+		}
+		w.Header().Set("X-Backend-Path", r.URL.Path)
+		fmt.Fprintf(w, "ok %s %d", r.URL.Path, len(body))
+	})}
+	go func() { _ = b.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = b.srv.Close() })
+	return b
+}
+
+func (b *recBackend) addr() string { return b.ln.Addr().String() }
+
+// mark returns a cursor into the recorded requests.
+func (b *recBackend) mark() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.reqs)
+}
+
+// since returns the requests recorded after cursor i.
+func (b *recBackend) since(i int) []recReq {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]recReq(nil), b.reqs[i:]...)
+}
+
+// closeWait bounds the wait for a connection the server should close right
+// after its answer; generous for a loaded machine, short enough that a
+// failing case does not stall the battery.
+const closeWait = 5 * time.Second
+
+// rawConn is a client connection that writes exact bytes.
+type rawConn struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+func (r *rawConn) send(s string) {
+	r.t.Helper()
+	r.c.SetWriteDeadline(time.Now().Add(waitTimeout))
+	if _, err := io.WriteString(r.c, s); err != nil {
+		r.t.Fatalf("write: %v", err)
+	}
+}
+
+// response reads one response (body included) within waitTimeout. method
+// is the request's, for HEAD's bodyless answer.
+func (r *rawConn) response(method string) (*http.Response, string, error) {
+	r.c.SetReadDeadline(time.Now().Add(waitTimeout))
+	res, err := http.ReadResponse(r.br, &http.Request{Method: method})
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res, string(b), err
+}
+
+// closedByPeer reports whether the peer closes the connection (EOF or
+// reset) within waitTimeout; extra are bytes that arrived instead.
+// Only call it where the connection is expected to close: an open one
+// costs closeWait.
+func (r *rawConn) closedByPeer() (closed bool, extra string) {
+	r.c.SetReadDeadline(time.Now().Add(closeWait))
+	b, err := io.ReadAll(r.br)
+	if err == nil || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) {
+		return true, string(b)
+	}
+	return false, string(b)
+}
+
+// rest reads what the peer sends until it closes (or waitTimeout).
+func (r *rawConn) rest() string {
+	r.c.SetReadDeadline(time.Now().Add(waitTimeout))
+	b, _ := io.ReadAll(r.br)
+	return string(b)
+}
+
+// sluiceStats is a reading of the sluice process.
+type sluiceStats struct {
+	goroutines int
+	fds        int
+	rssKB      int
+}
+
+var goroutinesRE = regexp.MustCompile(`(?m)^go_goroutines (\d+)`)
+
+// stats reads goroutines from /metrics, descriptors from /proc/PID/fd and
+// resident memory from /proc/PID/status.
+func (e *edge) stats(t *testing.T) sluiceStats {
+	t.Helper()
+	var s sluiceStats
+	pid := e.p.cmd.Process.Pid
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatalf("reading sluice fds: %v", err)
+	}
+	s.fds = len(fds)
+	s.rssKB = rssKB(t, pid)
+	_, body, _ := get(t, e.admin, "", "/metrics")
+	m := goroutinesRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no go_goroutines in /metrics")
+	}
+	s.goroutines, _ = strconv.Atoi(m[1])
+	return s
+}
+
+func rssKB(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("reading sluice status: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// settle polls until goroutines and fds are back within slack of base, or
+// the bounded wait ends; it returns the last reading.
+func (e *edge) settle(t *testing.T, base sluiceStats, gSlack, fdSlack int) (sluiceStats, bool) {
+	t.Helper()
+	var s sluiceStats
+	for i := 0; i < 100; i++ {
+		s = e.stats(t)
+		if s.goroutines <= base.goroutines+gSlack && s.fds <= base.fds+fdSlack {
+			return s, true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return s, false
+}
+
+// goroutineDump is the admin's goroutine profile, for failure messages.
+func (e *edge) goroutineDump(t *testing.T) string {
+	t.Helper()
+	_, body, _ := get(t, e.admin, "", "/debug/pprof/goroutine?debug=1")
+	if len(body) > 6000 {
+		body = body[:6000] + "\n..."
+	}
+	return body
+}
+
+// fdList names sluice's descriptors (sockets, files), for failure messages.
+func (e *edge) fdList() string {
+	dir := fmt.Sprintf("/proc/%d/fd", e.p.cmd.Process.Pid)
+	ents, _ := os.ReadDir(dir)
+	var b bytes.Buffer
+	for _, ent := range ents {
+		l, _ := os.Readlink(filepath.Join(dir, ent.Name()))
+		fmt.Fprintf(&b, "%s -> %s\n", ent.Name(), l)
+	}
+	return b.String()
+}

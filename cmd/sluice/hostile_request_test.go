@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// smuggled is the request hidden in bodies and framing tricks: the backend
+// must never parse it.
+const smuggled = "GET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n"
+
+// hostileCase is one malformed or ambiguous request written as exact bytes.
+type hostileCase struct {
+	name string
+	req  string
+	// status lists the acceptable answers.
+	status []int
+	// close: the connection must be closed after the answer (an ambiguous
+	// framing or an unread body leaves nothing safe to parse next).
+	close bool
+	// check, when set, looks at what the backend received for "/" (the
+	// case's own request; nil when none reached it).
+	check func(t *testing.T, r *recReq)
+}
+
+func chunkedPost(extra, body string) string {
+	return "POST / HTTP/1.1\r\nHost: h.test\r\n" + extra + "Transfer-Encoding: chunked\r\n\r\n" + body
+}
+
+func hostileCases() []hostileCase {
+	bodyIs := func(want string) func(*testing.T, *recReq) {
+		return func(t *testing.T, r *recReq) {
+			// Only a request that was answered 200 must have arrived whole;
+			// a rejected stream may reach the backend cut short.
+			if r != nil && r.BodyErr == nil && r.Body != want {
+				t.Errorf("backend body = %q (err %v), want %q", r.Body, r.BodyErr, want)
+			}
+		}
+	}
+	var manyHeaders strings.Builder
+	for i := 0; i < 2000; i++ {
+		fmt.Fprintf(&manyHeaders, "X-Header-%d: value-%d\r\n", i, i)
+	}
+	return []hostileCase{
+		// RFC 9112 §6.1: a request with both may be rejected or processed
+		// by Transfer-Encoding alone; either way the connection is closed.
+		{name: "CL+TE", req: "POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+			status: []int{200, 400}, close: true, check: bodyIs("")},
+		{name: "TE+CL", req: "POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
+			status: []int{200, 400}, close: true, check: bodyIs("SMUGGLED")},
+		{name: "TE chunked, identity", req: "POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + smuggled,
+			status: []int{400, 501}, close: true},
+		{name: "TE identity", req: "POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\nhello" + smuggled,
+			status: []int{400, 501}, close: true},
+		{name: "TE xchunked", req: "POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n" + smuggled,
+			status: []int{400, 501}, close: true},
+		{name: "TE chunked twice", req: "POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+			status: []int{400, 501}, close: true},
+		{name: "TE tab before value", req: "POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding:\tchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+			status: []int{200, 400}, check: bodyIs("hello")},
+		{name: "TE trailing tab", req: "POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked\t\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+			status: []int{200, 400}, check: bodyIs("hello")},
+		{name: "TE leading space on name", req: "POST / HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: h.test\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + smuggled,
+			status: []int{400}, close: true},
+		{name: "TE space before colon", req: "POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 5\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n" + smuggled,
+			status: []int{400}, close: true},
+		{name: "TE obs-fold", req: "POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding:\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+			status: []int{200, 400}, check: bodyIs("hello")},
+		// RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing:
+		// close after the answer, whatever Content-Length says.
+		{name: "TE in HTTP/1.0", req: "POST / HTTP/1.0\r\nHost: h.test\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + smuggled,
+			status: []int{200, 400}, close: true},
+		{name: "two differing CL", req: "POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!" + smuggled,
+			status: []int{400}, close: true},
+		{name: "CL list 5, 5", req: "POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 5, 5\r\n\r\nhello",
+			status: []int{200, 400}, check: bodyIs("hello")},
+		{name: "CL +5", req: "POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: +5\r\n\r\nhello" + smuggled, status: []int{400}, close: true},
+		{name: "CL -1", req: "POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: -1\r\n\r\n" + smuggled, status: []int{400}, close: true},
+		{name: "CL 0x10", req: "POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 0x10\r\n\r\n" + smuggled, status: []int{400}, close: true},
+		{name: "CL overflow", req: "POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 99999999999999999999999\r\n\r\n" + smuggled, status: []int{400}, close: true},
+		{name: "CL huge", req: "POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 1099511627776\r\n\r\nhello", status: []int{413}, close: true},
+		{name: "chunk size zz", req: chunkedPost("", "zz\r\nhello\r\n0\r\n\r\n"+smuggled), status: []int{400}, close: true},
+		{name: "chunk size overflow", req: chunkedPost("", "ffffffffffffffffff\r\nhello\r\n0\r\n\r\n"+smuggled), status: []int{400, 413}, close: true},
+		{name: "chunk ext bare CR", req: chunkedPost("", "5;a=\rb\r\nhello\r\n0\r\n\r\n"), status: []int{200, 400}, check: bodyIs("hello")},
+		{name: "chunk ext bare LF", req: chunkedPost("", "5;a=b\nhello\r\n0\r\n\r\n"), status: []int{200, 400}, check: bodyIs("hello")},
+		{name: "chunk data without CRLF", req: chunkedPost("", "5\r\nhelloXX0\r\n\r\n"+smuggled), status: []int{400}, close: true},
+		{name: "missing final CRLF", req: chunkedPost("", "5\r\nhello\r\n0\r\n"+smuggled), status: []int{200, 400}},
+		{name: "bare LF lines", req: "GET / HTTP/1.1\nHost: h.test\n\n", status: []int{200, 400}},
+		{name: "obs-fold header", req: "GET / HTTP/1.1\r\nHost: h.test\r\nX-Fold: a\r\n b\r\n\r\n", status: []int{200, 400},
+			check: func(t *testing.T, r *recReq) {
+				if r != nil && (r.Header.Get("X-Fold") != "a b" || r.Header.Get("B") != "") {
+					t.Errorf("folded header reached the backend as %q", r.Header)
+				}
+			}},
+		{name: "space before colon", req: "GET / HTTP/1.1\r\nHost : h.test\r\n\r\n", status: []int{400}, close: true},
+		{name: "NUL in header name", req: "GET / HTTP/1.1\r\nHost: h.test\r\nX-A\x00B: c\r\n\r\n", status: []int{400}, close: true},
+		{name: "NUL in header value", req: "GET / HTTP/1.1\r\nHost: h.test\r\nX-A: b\x00c\r\n\r\n", status: []int{400}, close: true},
+		{name: "CTL in header value", req: "GET / HTTP/1.1\r\nHost: h.test\r\nX-A: b\x01c\r\n\r\n", status: []int{400}, close: true},
+		{name: "bare CR in header value", req: "GET / HTTP/1.1\r\nHost: h.test\r\nX-A: b\rX-B: c\r\n\r\n", status: []int{400}, close: true},
+		{name: "no Host in HTTP/1.1", req: "GET / HTTP/1.1\r\nX-A: b\r\n\r\n", status: []int{400}, close: true},
+		{name: "two Host headers", req: "GET / HTTP/1.1\r\nHost: h.test\r\nHost: other.test\r\n\r\n", status: []int{400}, close: true},
+		{name: "absolute-form, other Host", req: "GET http://a.test/ HTTP/1.1\r\nHost: b.test\r\n\r\n", status: []int{200, 400},
+			check: func(t *testing.T, r *recReq) {
+				// RFC 9112 §3.2.2: the authority of the target wins.
+				if r != nil && r.Host != "a.test" {
+					t.Errorf("backend Host = %q, want a.test", r.Host)
+				}
+			}},
+		{name: "invalid method", req: "G(T / HTTP/1.1\r\nHost: h.test\r\n\r\n", status: []int{400, 405, 501}, close: true},
+		{name: "NUL in method", req: "G\x00T / HTTP/1.1\r\nHost: h.test\r\n\r\n", status: []int{400, 501}, close: true},
+		{name: "HTTP/0.9", req: "GET /\r\n\r\n", status: []int{400, 505}, close: true},
+		{name: "lowercase version", req: "GET / http/1.1\r\nHost: h.test\r\n\r\n", status: []int{400, 505}, close: true},
+		{name: "HTTP/2.0 in h1", req: "GET / HTTP/2.0\r\nHost: h.test\r\n\r\n", status: []int{400, 505}, close: true},
+		{name: "double space in request line", req: "GET  / HTTP/1.1\r\nHost: h.test\r\n\r\n", status: []int{400}, close: true},
+		{name: "request line too long", req: "GET /" + strings.Repeat("a", 40<<10) + " HTTP/1.1\r\nHost: h.test\r\n\r\n",
+			status: []int{414, 431}, close: true},
+		{name: "header too large", req: "GET / HTTP/1.1\r\nHost: h.test\r\nX-Big: " + strings.Repeat("b", 40<<10) + "\r\n\r\n",
+			status: []int{431}, close: true},
+		{name: "too many headers", req: "GET / HTTP/1.1\r\nHost: h.test\r\n" + manyHeaders.String() + "\r\n",
+			status: []int{431}, close: true},
+		{name: "Connection: close", req: "GET / HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n", status: []int{200}, close: true},
+		{name: "Upgrade h2c without settings", req: "GET / HTTP/1.1\r\nHost: h.test\r\nUpgrade: h2c\r\n\r\n", status: []int{200},
+			check: func(t *testing.T, r *recReq) {
+				if r == nil {
+					t.Error("request did not reach the backend")
+				} else if r.Header.Get("Upgrade") != "" {
+					t.Errorf("backend saw Upgrade %q without Connection: Upgrade", r.Header.Get("Upgrade"))
+				}
+			}},
+	}
+}
+
+// Malformed and ambiguous requests through the real binary: each gets a
+// clear error status, ambiguous framing closes the connection, and the
+// backend never parses a request the client hid in a body.
+func TestHostileRequests(t *testing.T) {
+	t.Parallel()
+	b := newRecBackend(t)
+	e := startEdge(t, b.addr(), "  max_header_bytes: 16KiB\n  max_body_bytes: 1MiB\n  read_header_timeout: 5s\n")
+	for _, tc := range hostileCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			m := b.mark()
+			c := dialRaw(t, e.addr)
+			go c.c.Write([]byte(tc.req)) // big requests may be refused before they are read
+			method, _, _ := strings.Cut(tc.req, " ")
+			res, body, err := c.response(method)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if !slices.Contains(tc.status, res.StatusCode) {
+				t.Errorf("status %d (%q), want one of %v", res.StatusCode, body, tc.status)
+			}
+			if tc.close {
+				closed, extra := c.closedByPeer()
+				if !closed {
+					t.Errorf("connection left open after the answer")
+				}
+				if extra != "" {
+					t.Errorf("bytes after the answer (a second request was served?): %q", extra)
+				}
+			} else {
+				// Whatever is left on the connection must be one answer to
+				// this follow-up, nothing the client's bytes smuggled in.
+				c.c.Write([]byte("GET /after HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n"))
+				br := bufio.NewReader(strings.NewReader(c.rest()))
+				for i := 0; ; i++ {
+					r2, err := http.ReadResponse(br, nil)
+					if err != nil {
+						break
+					}
+					if p := r2.Header.Get("X-Backend-Path"); p != "/after" || i > 0 {
+						t.Errorf("extra answer on the connection: %d for %q", r2.StatusCode, p)
+					}
+					r2.Body.Close()
+				}
+			}
+			// A fresh request flushes whatever a pooled upstream connection
+			// might still carry.
+			if code, _, _ := get(t, e.addr, "h.test", "/probe"); code != 200 {
+				t.Errorf("probe after the case: %d", code)
+			}
+			var own *recReq
+			for _, r := range b.since(m) {
+				switch r.Path {
+				case "/":
+					if own != nil {
+						t.Errorf("backend got / twice")
+					}
+					own = &r
+				case "/after", "/probe":
+				default:
+					t.Errorf("backend parsed a smuggled request: %s %s", r.Method, r.Path)
+				}
+			}
+			if own != nil && res.StatusCode != 200 && own.BodyErr == nil {
+				t.Errorf("client got %d but the backend got a complete request", res.StatusCode)
+			}
+			if tc.check != nil {
+				tc.check(t, own)
+			}
+		})
+	}
+}

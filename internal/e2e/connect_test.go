@@ -140,6 +140,13 @@ var brokenAtStart = []struct {
 	{"bad status", "on_http_request:\n  - actions:\n      - type: deny\n        config: {status_code: 99}\n", `:4:\d+: .*status_code`},
 	{"unknown phase", "on_http_requests: []\n", `:1:1: .*on_http_requests`},
 	{"bad cidr", "on_tcp_connect:\n  - actions:\n      - type: restrict-ips\n        config: {allow: [10.0.0.0/33]}\n", `:4:\d+: .*10\.0\.0\.0/33`},
+	{"req in on_tcp_connect", "on_tcp_connect:\n  - expressions: [\"req.method == 'GET'\"]\n    actions:\n      - type: deny\n", `:2:\d+: .*req\.method.*on_tcp_connect`},
+	{"res in on_http_request", "on_http_request:\n  - expressions: [\"res.status_code == 200\"]\n    actions:\n      - type: deny\n", `:2:\d+: .*res\.status_code.*on_http_request`},
+	{"action in the wrong phase", "on_http_response:\n  - actions:\n      - type: url-rewrite\n        config: {from: a, to: b}\n", `:3:15: .*url-rewrite.*on_http_response`},
+	{"response action in the request phase", "on_http_request:\n  - actions:\n      - type: compress-response\n", `:3:15: .*compress-response`},
+	{"http action on connect", "on_tcp_connect:\n  - actions:\n      - type: custom-response\n        config: {body: x}\n", `:3:15: .*custom-response.*on_tcp_connect`},
+	{"bad interpolation", "on_http_request:\n  - actions:\n      - type: add-headers\n        config:\n          headers: {x-a: \"${req.url.path\"}\n", `:5:\d+: `},
+	{"bad regexp", "on_http_request:\n  - actions:\n      - type: url-rewrite\n        config: {from: \"(\", to: /}\n", `:4:\d+: .*from`},
 }
 
 // TestBrokenPolicyAtStart: a policy file that does not load is an error

@@ -174,3 +174,31 @@ func TestInFlightRequestKeepsItsVersion(t *testing.T) {
 		t.Fatalf("held request: request phase %q, response phase %q; want version 1 for both", up, down)
 	}
 }
+
+// TestTwoEndpointsShareAPolicyFile: two endpoints load the same file (each
+// its own handle, one watcher); a change reaches both.
+func TestTwoEndpointsShareAPolicyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.yaml")
+	writeFile(t, path, versionPolicy(1))
+	e := startWith(t, setup{Watch: true},
+		ep{URL: "http://a.test", PolicyFile: path},
+		ep{URL: "http://b.test", PolicyFile: path})
+	renameSave(t, filepath.Dir(path), path, versionPolicy(2))
+	c := e.client()
+	for _, host := range []string{"a.test", "b.test"} {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			v, err := versionRequest(context.Background(), c, "http://"+host+"/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still serves version %d 5s after the shared file changed", host, v)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}

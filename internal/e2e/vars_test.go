@@ -88,6 +88,13 @@ var varCases = []varCase{
 	{expr: "conn.tls.sni", want: "app.test", https: true, phase: "connect"},
 	{expr: "conn.client_ip.is_private", match: true, want: "true"},
 
+	// conn.tls.client.*: the proxy does not ask for client certificates
+	// (no mTLS yet), so through a listener every field is empty.
+	{expr: "conn.tls.client.subject == '' && conn.tls.client.subject.common_name == '' && size(conn.tls.client.subject.country) == 0 && size(conn.tls.client.subject.locality) == 0 && size(conn.tls.client.subject.organization) == 0 && size(conn.tls.client.subject.organizational_unit) == 0 && size(conn.tls.client.subject.postal_code) == 0 && size(conn.tls.client.subject.province) == 0 && size(conn.tls.client.subject.street_address) == 0", match: true, want: "true", https: true},
+	{expr: "conn.tls.client.issuer == '' && conn.tls.client.issuer.common_name == '' && size(conn.tls.client.issuer.country) == 0 && size(conn.tls.client.issuer.locality) == 0 && size(conn.tls.client.issuer.organization) == 0 && size(conn.tls.client.issuer.organizational_unit) == 0 && size(conn.tls.client.issuer.postal_code) == 0 && size(conn.tls.client.issuer.province) == 0 && size(conn.tls.client.issuer.street_address) == 0", match: true, want: "true", https: true},
+	{expr: "conn.tls.client.pem == '' && conn.tls.client.san == '' && size(conn.tls.client.san.dns_names) == 0 && size(conn.tls.client.san.email_addresses) == 0 && size(conn.tls.client.san.ip_addresses) == 0 && size(conn.tls.client.san.uris) == 0", match: true, want: "true", https: true},
+	{expr: "conn.tls.client.serial_number == '' && conn.tls.client.signature_algorithm == '' && size(conn.tls.client.extensions) == 0 && conn.tls.client.validity.not_before == timestamp('0001-01-01T00:00:00Z') && conn.tls.client.validity.not_after == conn.tls.client.validity.not_before", match: true, want: "true", https: true},
+
 	// geo (a fake provider: the real one needs a MaxMind database)
 	{expr: "conn.geo.country_code + conn.geo.country + conn.geo.subdivision + conn.geo.city + conn.geo.postal_code", want: "NZNew ZealandWellingtonWellington6011", geo: true},
 	{expr: "conn.geo.latitude + ',' + conn.geo.longitude + ',' + conn.geo.radius", want: "-41.28,174.77,10", geo: true},
@@ -358,26 +365,50 @@ on_http_response:
 		Headers:   hdr("x-res", "GET/200/application/json")})
 }
 
-// declared lists the names policy/vars.go, functions.go and env.go
-// declare, read from their source so that a new one without a case here
-// fails TestEveryDeclaredNameHasACase.
+// declared lists the names the engine declares, read from the source of
+// package policy (the variables table, certVar/names helpers, functions
+// and macros), so that a new one without a case here fails
+// TestEveryDeclaredNameHasACase.
 func declared(t *testing.T) []string {
 	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "..", "policy", "*.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("policy sources: %v", err)
+	}
+	var src strings.Builder
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Write(b)
+	}
+	all := src.String()
 	var names []string
-	grab := func(file, re string) {
-		src := readRepoFile(t, file)
-		for _, m := range regexp.MustCompile(re).FindAllStringSubmatch(src, -1) {
+	grab := func(re string) {
+		for _, m := range regexp.MustCompile(re).FindAllStringSubmatch(all, -1) {
 			if !strings.HasPrefix(m[1], "_") && !strings.HasSuffix(m[1], ".") {
 				names = append(names, m[1])
 			}
 		}
 	}
-	grab("policy/vars.go", `(?m)^\s*\{"([a-z_.]+)", t`)
-	grab("policy/functions.go", `cel\.Function\("([A-Za-z_.]+)"`)
-	grab("policy/env.go", `(?:lookup|presence)Macro\("([A-Za-z]+)"`)
-	src := readRepoFile(t, "policy/functions.go")
-	i := strings.Index(src, "var hashes = map[string]")
-	for _, m := range regexp.MustCompile(`(?m)^\s*"([a-z0-9]+)":`).FindAllStringSubmatch(src[i:i+600], -1) {
+	grab(`(?m)^\s*\{"([a-z_.]+)", t`)                  // the variables table
+	grab(`certVar\("([a-z_.]+)"`)                      // conn.tls.client.* leaves
+	grab(`cel\.Function\("([A-Za-z_.]+)"`)              // functions
+	grab(`(?:lookup|presence)Macro\("([A-Za-z]+)"`)     // macros
+	// names("prefix", ...) declares prefix and prefix+each certVar suffix.
+	suffixes := regexp.MustCompile(`certVar\(prefix\+"(\.[a-z_]+)"`).FindAllStringSubmatch(all, -1)
+	for _, m := range regexp.MustCompile(`names\("([a-z_.]+)"`).FindAllStringSubmatch(all, -1) {
+		names = append(names, m[1])
+		for _, sfx := range suffixes {
+			names = append(names, m[1]+sfx[1])
+		}
+	}
+	i := strings.Index(all, "var hashes = map[string]")
+	for _, m := range regexp.MustCompile(`(?m)^\s*"([a-z0-9]+)":`).FindAllStringSubmatch(all[i:i+600], -1) {
 		names = append(names, "hash."+m[1], "."+m[1]+"(")
 	}
 	if len(names) < 100 {
@@ -407,14 +438,4 @@ func TestEveryDeclaredNameHasACase(t *testing.T) {
 			t.Errorf("%s is declared by the engine but no e2e case reads it", n)
 		}
 	}
-}
-
-// readRepoFile reads a file of the repository by its path from the root.
-func readRepoFile(t *testing.T, rel string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(rel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

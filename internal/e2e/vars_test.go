@@ -395,10 +395,10 @@ func declared(t *testing.T) []string {
 			}
 		}
 	}
-	grab(`(?m)^\s*\{"([a-z_.]+)", t`)                  // the variables table
-	grab(`certVar\("([a-z_.]+)"`)                      // conn.tls.client.* leaves
-	grab(`cel\.Function\("([A-Za-z_.]+)"`)              // functions
-	grab(`(?:lookup|presence)Macro\("([A-Za-z]+)"`)     // macros
+	grab(`(?m)^\s*\{"([a-z_.]+)", t`)               // the variables table
+	grab(`certVar\("([a-z_.]+)"`)                   // conn.tls.client.* leaves
+	grab(`cel\.Function\("([A-Za-z_.]+)"`)          // functions
+	grab(`(?:lookup|presence)Macro\("([A-Za-z]+)"`) // macros
 	// names("prefix", ...) declares prefix and prefix+each certVar suffix.
 	suffixes := regexp.MustCompile(`certVar\(prefix\+"(\.[a-z_]+)"`).FindAllStringSubmatch(all, -1)
 	for _, m := range regexp.MustCompile(`names\("([a-z_.]+)"`).FindAllStringSubmatch(all, -1) {

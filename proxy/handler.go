@@ -73,13 +73,18 @@ var (
 
 // serveHTTP is the net/http handler of every listener.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor == 1 && r.TLS == nil && isH2CUpgrade(r.Header) {
+	if r.ProtoMajor == 1 && r.TLS == nil && isH2CUpgrade(r.Header) && !connTLS(r) {
 		// The h2c handler hijacks the connection; track it so that
 		// Shutdown closes it at the deadline like other upgrades.
 		s.h2c.ServeHTTP(&trackingHijacker{ResponseWriter: w, s: s}, r)
 		return
 	}
 	s.serveRequest(w, r)
+}
+
+func connTLS(r *http.Request) bool {
+	ci, _ := r.Context().Value(connKey{}).(*connInfo)
+	return ci != nil && ci.tls
 }
 
 // serveRequest handles one request after protocol negotiation.
@@ -115,7 +120,7 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 	req := x.Req
 	req.Method = r.Method
 	req.Scheme = "http"
-	if r.TLS != nil {
+	if ci.tls {
 		req.Scheme = "https"
 	}
 	req.Host = r.Host

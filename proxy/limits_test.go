@@ -47,17 +47,29 @@ func TestMalformedRequests(t *testing.T) {
 		t.Errorf("upstream saw %d malformed requests", n)
 	}
 
-	// CL+TE: TE wins, CL is removed (RFC 9112 §6.3); the upstream never
-	// sees both, and the connection is not reused for a smuggled request.
-	got := raw(t, a, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
-	if !strings.HasPrefix(got, "HTTP/1.1 200") || seen.Load().(string) != "cl=-1 te=[chunked] hdr="+seen.Load().(string)[len("cl=-1 te=[chunked] hdr="):] || strings.Contains(seen.Load().(string), "Content-Length") {
-		t.Errorf("CL+TE: %q upstream %v", got, seen.Load())
+	// net/http would let chunked win over Content-Length and join folded
+	// lines; the h1 guard refuses both before a handler runs.
+	before := hits.Load()
+	for name, req := range map[string]string{
+		"CL+TE":    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		"TE+CL":    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\ncontent-length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		"obs-fold": "GET / HTTP/1.1\r\nHost: a\r\nX-Fold: a\r\n b\r\n\r\n",
+		// Smuggled in the second request of a keep-alive connection,
+		// behind a chunked body with an extension and a trailer.
+		"pipelined": "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nX-T: 1\r\n\r\n" +
+			"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	} {
+		got := raw(t, a, req)
+		if n := strings.Count(got, "HTTP/1.1 400 Bad Request"); n != 1 || !strings.HasSuffix(got, "400 Bad Request") {
+			t.Errorf("%s: %q", name, got)
+		}
 	}
-	// obs-fold is replaced by a space before forwarding (RFC 9112 §5.2).
-	raw(t, a, "GET / HTTP/1.1\r\nHost: a\r\nX-Fold: a\r\n b\r\nConnection: close\r\n\r\n")
-	if !strings.Contains(seen.Load().(string), "X-Fold:[a b]") {
-		t.Errorf("obs-fold: upstream saw %v", seen.Load())
+	// At most the first pipelined request (when it arrived in an earlier
+	// read than the smuggled one) reaches the upstream.
+	if n := hits.Load() - before; n > 1 {
+		t.Errorf("upstream saw %d of the refused requests", n)
 	}
+	_ = seen
 }
 
 func TestBodyLimits(t *testing.T) {

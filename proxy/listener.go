@@ -227,7 +227,13 @@ func (l *listener) handle(c net.Conn) {
 		tc.SetDeadline(time.Time{})
 		st := tc.ConnectionState()
 		ci.conn.TLS = &st
-		l.cl.deliver(tc)
+		if st.NegotiatedProtocol == "h2" {
+			l.cl.deliver(tc)
+			return
+		}
+		// HTTP/1.x over TLS goes through the h1 guard like plaintext; net/http
+		// then sees no *tls.Conn (r.TLS comes from tlsConn.ConnectionState).
+		l.cl.deliver(tlsConn{&sconn{Conn: tc, ci: ci, g: newH1Guard()}, tc})
 	default:
 		bc, first := l.peek(c)
 		if bc == nil {
@@ -271,7 +277,7 @@ func (l *listener) serveHTTP(ci *connInfo, c net.Conn, first byte, e *endpoint) 
 	if first == 'P' {
 		cl = l.clc
 	}
-	cl.deliver(&sconn{Conn: c, ci: ci})
+	cl.deliver(&sconn{Conn: c, ci: ci, g: newH1Guard()})
 }
 
 // connect runs the endpoint's OnConnect; false means close the connection.
@@ -412,17 +418,47 @@ func infoOf(c net.Conn) *connInfo {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	if sc, ok := c.(*sconn); ok {
-		return sc.ci
+	switch c := c.(type) {
+	case *sconn:
+		return c.ci
+	case tlsConn:
+		return c.ci
 	}
 	return nil
 }
 
-// sconn carries the connInfo through net/http (and under crypto/tls).
+// sconn carries the connInfo through net/http (and under crypto/tls), and
+// runs the h1 guard over what HTTP/1.x clients send.
 type sconn struct {
 	net.Conn
-	ci *connInfo
+	ci   *connInfo
+	g    *h1guard // nil: not watched (TLS records, h2)
+	gerr error    // sticky: net/http may swallow one failed read (Peek)
 }
+
+func (c *sconn) Read(p []byte) (int, error) {
+	if c.gerr != nil {
+		return 0, c.gerr
+	}
+	n, err := c.Conn.Read(p)
+	if c.g != nil && n > 0 {
+		if gerr := c.g.scan(p[:n]); gerr != nil {
+			c.gerr = gerr
+			c.ci.l.s.log.Info("request refused", "client", c.ci.conn.ClientAddr, "err", gerr)
+			return 0, gerr
+		}
+	}
+	return n, err
+}
+
+// tlsConn is an sconn over a *tls.Conn: ConnectionState lets net/http fill
+// Request.TLS although it does not see the *tls.Conn itself.
+type tlsConn struct {
+	*sconn
+	tc *tls.Conn
+}
+
+func (c tlsConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 // CloseWrite keeps half-close working for upgraded connections.
 func (c *sconn) CloseWrite() error {

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const (
+	bigStream = 64 << 20
+	// A proxy that buffers instead of applying backpressure holds most of
+	// a 64 MiB stream while the reader pauses; socket buffers on loopback
+	// hold a few MiB at most.
+	maxInFlight = 40 << 20
+	// RSS growth allowed while 64 MiB pass through (generous: GC timing).
+	maxRSSGrowthKB = 100 << 10
+)
+
+// streamBackend serves /big (bigStream bytes, counted as they are
+// written), /upload (reads the body after release, answers its size),
+// /sse (events acked one by one) and /trailer.
+type streamBackend struct {
+	ln      net.Listener
+	written atomic.Int64
+	read    atomic.Int64
+	release chan struct{}
+	ack     chan struct{}
+}
+
+func newStreamBackend(t *testing.T) *streamBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &streamBackend{ln: ln, release: make(chan struct{}), ack: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(bigStream))
+		buf := make([]byte, 32<<10)
+		for n := 0; n < bigStream; n += len(buf) {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			b.written.Add(int64(len(buf)))
+		}
+	})
+	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 32<<10)
+		for b.read.Load() < 1<<20 {
+			n, err := r.Body.Read(buf)
+			b.read.Add(int64(n))
+			if err != nil {
+				break
+			}
+		}
+		select {
+		case <-b.release:
+		case <-r.Context().Done():
+			return
+		}
+		n, err := io.CopyBuffer(io.Discard, r.Body, buf)
+		b.read.Add(n)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		fmt.Fprint(w, b.read.Load())
+	})
+	mux.HandleFunc("/sse", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 1; i <= 3; i++ {
+			fmt.Fprintf(w, "data: event %d\n\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-b.ack:
+			case <-r.Context().Done():
+				return
+			case <-time.After(waitTimeout):
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/trailer", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		io.WriteString(w, "body with a trailer")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "abc123")
+	})
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		select {
+		case <-b.release:
+		default:
+			close(b.release)
+		}
+		srv.Close()
+	})
+	return b
+}
+
+// plateau polls n until it stops moving (the pipeline is full) and returns
+// its value; bounded.
+func plateau(n func() int64) int64 {
+	last, same := n(), 0
+	for i := 0; i < 200 && same < 5; i++ {
+		time.Sleep(50 * time.Millisecond)
+		if cur := n(); cur == last {
+			same++
+		} else {
+			last, same = cur, 0
+		}
+	}
+	return last
+}
+
+// A 64 MiB download through sluice: while the client pauses the upstream
+// is held back (backpressure, not buffering) and sluice's memory stays
+// bounded; then every byte arrives.
+func TestHostileStreamDownload(t *testing.T) {
+	t.Parallel()
+	b := newStreamBackend(t)
+	e := startEdge(t, b.ln.Addr().String(), "")
+	base := rssKB(t, e.p.cmd.Process.Pid)
+	res, err := newClient().Get("http://" + e.addr + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if _, err := io.CopyN(io.Discard, res.Body, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	held := plateau(b.written.Load)
+	if held > maxInFlight {
+		t.Errorf("upstream wrote %d MiB while the client read 1 MiB: sluice buffers the stream", held>>20)
+	}
+	peak := rssKB(t, e.p.cmd.Process.Pid)
+	t.Logf("held back: upstream wrote %d KiB; RSS %d -> %d KiB", held>>10, base, peak)
+	n, err := io.CopyN(io.Discard, res.Body, bigStream/2)
+	if err != nil {
+		t.Fatalf("after %d bytes: %v", n, err)
+	}
+	if r := rssKB(t, e.p.cmd.Process.Pid); r > peak {
+		peak = r
+	}
+	rest, err := io.Copy(io.Discard, res.Body)
+	if err != nil || 1<<20+n+rest != bigStream {
+		t.Fatalf("got %d bytes (%v), want %d", 1<<20+n+rest, err, bigStream)
+	}
+	if growth := peak - base; growth > maxRSSGrowthKB {
+		t.Errorf("sluice RSS grew by %d MiB during a 64 MiB stream", growth>>10)
+	}
+}
+
+// countingReader produces n bytes and counts how many were taken.
+type countingReader struct {
+	n   int64
+	pos atomic.Int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	left := r.n - r.pos.Load()
+	if left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	clear(p)
+	r.pos.Add(int64(len(p)))
+	return len(p), nil
+}
+
+// A 64 MiB chunked upload to an upstream that stops reading: the client is
+// held back rather than sluice buffering the body; once the upstream reads
+// again every byte arrives.
+func TestHostileStreamUpload(t *testing.T) {
+	t.Parallel()
+	b := newStreamBackend(t)
+	e := startEdge(t, b.ln.Addr().String(), "")
+	base := rssKB(t, e.p.cmd.Process.Pid)
+	body := &countingReader{n: bigStream}
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// No length: the client sends it chunked.
+		res, err := newClient().Post("http://"+e.addr+"/upload", "application/octet-stream", io.NopCloser(body))
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer res.Body.Close()
+		bb, err := io.ReadAll(res.Body)
+		done <- result{res.StatusCode, string(bb), err}
+	}()
+	held := plateau(body.pos.Load)
+	if held > maxInFlight {
+		t.Errorf("client sent %d MiB while the upstream read 1 MiB: sluice buffers the upload", held>>20)
+	}
+	t.Logf("held back: client sent %d KiB", held>>10)
+	if growth := rssKB(t, e.p.cmd.Process.Pid) - base; growth > maxRSSGrowthKB {
+		t.Errorf("sluice RSS grew by %d MiB holding an upload", growth>>10)
+	}
+	close(b.release)
+	select {
+	case r := <-done:
+		if r.err != nil || r.code != 200 || r.body != fmt.Sprint(bigStream) {
+			t.Fatalf("upload answer %d %q %v, want 200 %d", r.code, r.body, r.err, bigStream)
+		}
+	case <-time.After(2 * waitTimeout):
+		t.Fatal("upload did not finish")
+	}
+}
+
+// Server-sent events arrive one at a time: the upstream sends the next
+// event only after the client has read the previous one.
+func TestHostileStreamSSE(t *testing.T) {
+	t.Parallel()
+	b := newStreamBackend(t)
+	e := startEdge(t, b.ln.Addr().String(), "")
+	res, err := newClient().Get("http://" + e.addr + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Errorf("content-type %q", ct)
+	}
+	br := bufio.NewReader(res.Body)
+	for i := 1; i <= 3; i++ {
+		line, err := br.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("data: event %d\n", i) {
+			t.Fatalf("event %d: %q %v", i, line, err)
+		}
+		if blank, _ := br.ReadString('\n'); blank != "\n" {
+			t.Fatalf("event %d not terminated: %q", i, blank)
+		}
+		select {
+		case b.ack <- struct{}{}:
+		case <-time.After(waitTimeout):
+			t.Fatal("upstream stopped")
+		}
+	}
+}
+
+// Trailers of a chunked HTTP/1.1 response reach the client.
+func TestHostileStreamTrailers(t *testing.T) {
+	t.Parallel()
+	b := newStreamBackend(t)
+	e := startEdge(t, b.ln.Addr().String(), "")
+	c := dialRaw(t, e.addr)
+	c.send("GET /trailer HTTP/1.1\r\nHost: h.test\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+	raw := c.rest()
+	res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), nil)
+	if err != nil {
+		t.Fatalf("%v in %q", err, raw)
+	}
+	body, err := io.ReadAll(res.Body)
+	if err != nil || string(body) != "body with a trailer" {
+		t.Fatalf("body %q %v", body, err)
+	}
+	if got := res.Trailer.Get("X-Checksum"); got != "abc123" {
+		t.Errorf("trailer X-Checksum = %q; response was %q", got, raw)
+	}
+}

@@ -38,7 +38,11 @@ func (e *env) clientFrom(localIP string) *http.Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, hostport string) (net.Conn, error) {
 			host, _, _ := net.SplitHostPort(hostport)
-			return d.DialContext(ctx, "tcp", e.addrFor(host))
+			a, err := e.addrFor(host)
+			if err != nil {
+				return nil, err
+			}
+			return d.DialContext(ctx, "tcp", a)
 		},
 		TLSClientConfig:     &tls.Config{RootCAs: e.roots, NextProtos: []string{"http/1.1"}},
 		DisableCompression:  true,
@@ -185,7 +189,11 @@ func (e *env) clientH2() *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	dial := func(ctx context.Context, hostport string) (net.Conn, error) {
 		host, _, _ := net.SplitHostPort(hostport)
-		return d.DialContext(ctx, "tcp", e.addrFor(host))
+		a, err := e.addrFor(host)
+		if err != nil {
+			return nil, err
+		}
+		return d.DialContext(ctx, "tcp", a)
 	}
 	h2 := &http2.Transport{
 		DisableCompression: true,

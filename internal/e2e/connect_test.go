@@ -181,7 +181,7 @@ func TestBrokenPolicyAtStart(t *testing.T) {
 // 10 s (a broken policy must stop it before it serves).
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb logBuffer
 	done := make(chan int, 1)
 	go func() { done <- cli.Main(args, &out, &errb) }()
 	select {
@@ -192,5 +192,3 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 		return 0, "", ""
 	}
 }
-
-type syncBuffer = logBuffer

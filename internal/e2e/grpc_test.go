@@ -45,11 +45,12 @@ on_http_request:
         config:
           headers: {x-from-policy: "${req.url.path}"}
 `})
+	addr := e.addr("")
 	conn, err := grpc.NewClient("passthrough:///grpc.test",
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithAuthority("grpc.test"),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "tcp", e.addr(""))
+			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		}))
 	if err != nil {
 		t.Fatal(err)

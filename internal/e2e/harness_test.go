@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -224,20 +225,30 @@ func loadPolicy(t testing.TB, name, src string) error {
 // addr is the real address of a listen key ("" = the shared one).
 func (e *env) addr(key string) string {
 	e.t.Helper()
+	a, err := e.lookup(key)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return a
+}
+
+func (e *env) lookup(key string) (string, error) {
 	if key == "" {
 		key = sharedListen
 	}
 	a := e.srv.Addrs()[key]
 	if a == nil {
-		e.t.Fatalf("no listener %q in %v", key, e.srv.Addrs())
+		return "", fmt.Errorf("no listener %q in %v", key, e.srv.Addrs())
 	}
-	return a.String()
+	return a.String(), nil
 }
 
 // addrFor is the listener serving host (any host not configured goes to
-// the shared listener, where a catch-all endpoint may answer).
-func (e *env) addrFor(host string) string {
-	return e.addr(e.hostBind[strings.ToLower(host)])
+// the shared listener, where a catch-all endpoint may answer). It runs in
+// the transports' dialing goroutines, so it returns an error instead of
+// failing the test.
+func (e *env) addrFor(host string) (string, error) {
+	return e.lookup(e.hostBind[strings.ToLower(host)])
 }
 
 // logBuffer collects log lines from several goroutines.

@@ -47,10 +47,11 @@ on_http_response:
         config:
           headers: {x-res-status: "${res.status_code}"}
 `})
+	addr := e.addr("")
 	d := websocket.Dialer{
 		HandshakeTimeout: 5 * time.Second,
 		NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "tcp", e.addr(""))
+			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		},
 	}
 	c, res, err := d.Dial("ws://app.test/ws", nil)

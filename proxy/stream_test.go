@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -259,5 +260,30 @@ func TestUpgradeHalfClose(t *testing.T) {
 	s1 := string(all)
 	if !strings.HasPrefix(s1, "HTTP/1.1 101") || !strings.HasSuffix(s1, "\r\n\r\nhello got:abc") {
 		t.Fatalf("got %q", s1)
+	}
+}
+
+func TestWebSocketOverTLS(t *testing.T) {
+	upg := websocket.Upgrader{}
+	b := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := upg.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		mt, m, _ := c.ReadMessage()
+		c.WriteMessage(mt, append([]byte(r.Header.Get("X-Forwarded-Proto")+":"), m...))
+	})
+	pair, pool := selfSigned(t, "ws.test")
+	s := start(t, Options{}, EndpointConfig{URL: "https://ws.test:443", TLS: []certPair{pair}, Upstream: up(b.URL)})
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "ws.test"}}
+	c, _, err := d.Dial("wss://"+addr(t, s, "127.0.0.1:0")+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.WriteMessage(websocket.TextMessage, []byte("hi"))
+	if _, m, err := c.ReadMessage(); err != nil || string(m) != "https:hi" {
+		t.Fatalf("%q %v", m, err)
 	}
 }

@@ -27,11 +27,11 @@
 //     peer. X-Request-Id is always generated, replaces any incoming one,
 //     goes upstream and back to the client, and appears in error bodies and
 //     log lines.
-//   - A request with both Content-Length and Transfer-Encoding is handled
-//     as net/http does (RFC 9112 §6.3: chunked wins, Content-Length is
-//     removed), so the upstream never sees both; obs-fold is replaced by a
-//     space. An upstream response with both is read as chunked and its
-//     connection is not reused.
+//   - A request with both Content-Length and Transfer-Encoding, or with
+//     obs-fold, is refused with 400 and a closed connection by the h1 guard
+//     under net/http (which would otherwise let chunked win and join
+//     folded lines). An upstream response with both is read as chunked and
+//     its connection is not reused.
 //   - A failed connect is retried on another target while none of the
 //     request body was consumed; a pooled connection the upstream closed
 //     while idle is replaced transparently.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -150,6 +151,19 @@ func TestUpstreamErrors(t *testing.T) {
 			c.Close()
 		}
 	}()
+	// Slow h2c: answers only after the test ends.
+	stop := make(chan struct{})
+	defer close(stop)
+	slowH2 := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	}))
+	slowH2.Config.Protocols = new(http.Protocols)
+	slowH2.Config.Protocols.SetUnencryptedHTTP2(true)
+	slowH2.Start()
+	defer slowH2.Close()
 	lim := &Limits{ResponseHeaderTimeout: 200 * time.Millisecond, DialTimeout: 200 * time.Millisecond}
 	passiveOff := upstream.Passive{Disabled: true}
 	s := start(t, Options{},
@@ -159,6 +173,7 @@ func TestUpstreamErrors(t *testing.T) {
 		EndpointConfig{URL: "http://garbage.test:80", Upstream: up("http://" + garbage.Addr().String())},
 		EndpointConfig{URL: "http://dialtimeout.test:80", Upstream: up(named(t, "never")), Limits: &Limits{DialTimeout: time.Nanosecond}},
 		EndpointConfig{URL: "http://none.test:80"},
+		EndpointConfig{URL: "http://h2cslow.test:80", Upstream: up("h2c://" + slowH2.Listener.Addr().String()), Limits: lim},
 		EndpointConfig{URL: "http://h2crefused.test:80", Upstream: upstream.Config{URLs: []string{"h2c" + refused[len("http"):]}, Passive: passiveOff}},
 	)
 	a := addr(t, s, "127.0.0.1:0")
@@ -170,6 +185,7 @@ func TestUpstreamErrors(t *testing.T) {
 		"dialtimeout.test": "504 Gateway Timeout: upstream connect timed out",
 		"none.test":        "503 Service Unavailable: no upstream configured",
 		"h2crefused.test":  "502 Bad Gateway: upstream connect failed",
+		"h2cslow.test":     "504 Gateway Timeout: upstream response timed out",
 	} {
 		res, body := get(t, "http://"+a+"/", "Host", host)
 		id := res.Header.Get("X-Request-Id")

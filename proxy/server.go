@@ -36,7 +36,6 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[string]*listener // by listen key, from Apply
 	extra     map[*listener]struct{}
-	applied   bool
 	closed    bool
 
 	hijackMu sync.Mutex
@@ -139,7 +138,6 @@ func (s *Server) Apply(cfgs []EndpointConfig) error {
 			}()
 		}
 	}
-	s.applied = true
 	s.ready.Store(true)
 	return nil
 }

@@ -156,6 +156,9 @@ func (s *Server) buildEndpoint(cfg EndpointConfig) (_ *endpoint, err error) {
 	}
 	e.limits = s.limits
 	if cfg.Limits != nil {
+		if err := cfg.Limits.validate(); err != nil {
+			return nil, err
+		}
 		e.limits = cfg.Limits.withDefaults(s.limits)
 	}
 	defer func() {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -85,6 +86,30 @@ func DefaultLimits() Limits {
 		MaxBodyBytes:          100 << 20,
 		MaxIdleConnsPerHost:   256,
 	}
+}
+
+// validate reports limits that cannot work (negative timeouts or sizes
+// where negative means nothing).
+func (l Limits) validate() error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"read_header_timeout", l.ReadHeaderTimeout}, {"idle_timeout", l.IdleTimeout},
+		{"dial_timeout", l.DialTimeout}, {"response_header_timeout", l.ResponseHeaderTimeout},
+		{"upstream_idle_timeout", l.UpstreamIdleTimeout}, {"shutdown_timeout", l.ShutdownTimeout},
+	} {
+		if f.d < 0 {
+			return fmt.Errorf("limits: %s must not be negative (%s)", f.name, f.d)
+		}
+	}
+	if l.MaxHeaderBytes < 0 {
+		return fmt.Errorf("limits: max_header_bytes must not be negative (%d)", l.MaxHeaderBytes)
+	}
+	if l.MaxIdleConnsPerHost < 0 {
+		return fmt.Errorf("limits: max_idle_conns_per_host must not be negative (%d)", l.MaxIdleConnsPerHost)
+	}
+	return nil
 }
 
 // withDefaults fills zero fields from d.

@@ -62,6 +62,11 @@ func New(opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	if err := opts.Limits.validate(); err != nil {
+		// New cannot fail; the config layer should have refused this.
+		s.log.Error("invalid limits; using the defaults", "err", err)
+		s.limits = DefaultLimits()
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(opts.Registerer)
 	s.h2c = h2c.NewHandler(http.HandlerFunc(s.serveRequest), &http2.Server{

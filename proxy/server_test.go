@@ -65,6 +65,10 @@ func TestApplyAtomicAndKeepsListeners(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "duplicate host a.test") {
 		t.Fatalf("duplicate: %v", err)
 	}
+	err = s.Apply([]EndpointConfig{{URL: "http://:80", Listen: "127.0.0.1:0", Upstream: up(named(t, "v2")), Limits: &Limits{DialTimeout: -1}}})
+	if err == nil || !strings.Contains(err.Error(), "endpoints[0] http://:80: limits: dial_timeout must not be negative") {
+		t.Fatalf("negative limit: %v", err)
+	}
 	// A port that cannot be bound names the endpoint.
 	busy, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer busy.Close()

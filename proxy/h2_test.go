@@ -14,8 +14,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/exchange"
 
 	"github.com/sluicehq/sluice/proxy/certs"
 	"golang.org/x/net/http2"
@@ -162,7 +165,13 @@ func TestTCPEndpoint(t *testing.T) {
 			}()
 		}
 	}()
-	h := &hooks{}
+	var deny atomic.Bool
+	h := &hooks{connect: func(c *exchange.Conn) error {
+		if deny.Load() {
+			return exchange.ErrCloseConnection
+		}
+		return nil
+	}}
 	s := start(t, Options{}, EndpointConfig{URL: "tcp://:5000", Upstream: up("tcp://" + ln.Addr().String()), Hooks: h})
 	c, err := net.Dial("tcp", addr(t, s, "127.0.0.1:0"))
 	if err != nil {
@@ -175,6 +184,17 @@ func TestTCPEndpoint(t *testing.T) {
 	b, _ := io.ReadAll(c)
 	if string(b) != "echo:ping" {
 		t.Fatalf("got %q", b)
+	}
+	// OnConnect runs for tcp endpoints too and can refuse the connection.
+	deny.Store(true)
+	c2, err := net.Dial("tcp", addr(t, s, "127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(c2); len(b) != 0 || err != nil {
+		t.Fatalf("denied connection: %q %v", b, err)
 	}
 }
 

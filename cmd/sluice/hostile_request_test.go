@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // smuggled is the request hidden in bodies and framing tricks: the backend
@@ -203,5 +204,56 @@ func TestHostileRequests(t *testing.T) {
 				tc.check(t, own)
 			}
 		})
+	}
+}
+
+// Every refused request leaves a log line (SPEC §5: "a clear status or
+// error and a log line"), whether sluice's handler or the HTTP parser
+// below it refused it: an operator must be able to see an attack.
+func TestHostileRequestsLogged(t *testing.T) {
+	t.Parallel()
+	b := newRecBackend(t)
+	e := startEdge(t, b.addr(), "  max_header_bytes: 16KiB\n  max_body_bytes: 1MiB\n")
+	for _, tc := range []struct{ name, req string }{
+		{"CL+TE", "POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+		{"body too large", "POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 2097152\r\n\r\n"},
+		{"bad chunk", chunkedPost("", "zz\r\n\r\n")},
+		{"no Host", "GET /nohost HTTP/1.1\r\n\r\n"},
+		{"bad header name", "GET / HTTP/1.1\r\nHost: h.test\r\nX\x00: y\r\n\r\n"},
+		{"unknown transfer-encoding", "POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: xchunked\r\n\r\n"},
+		{"HTTP/2.0 in h1", "GET /version HTTP/2.0\r\nHost: h.test\r\n\r\n"},
+		{"header too large", "GET / HTTP/1.1\r\nHost: h.test\r\nX-Big: " + strings.Repeat("b", 40<<10) + "\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := e.p.nLines()
+			c := dialRaw(t, e.addr)
+			go c.c.Write([]byte(tc.req))
+			res, _, err := c.response("GET")
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if res.StatusCode < 400 {
+				t.Fatalf("accepted with %d", res.StatusCode)
+			}
+			if !e.p.logsSince(n, 2*time.Second) {
+				t.Errorf("%d answered without any log line", res.StatusCode)
+			}
+		})
+	}
+}
+
+// logsSince reports whether any log line arrives after cursor n within d.
+func (p *proc) logsSince(n int, d time.Duration) bool {
+	deadline := time.After(d)
+	for {
+		_, i, _, changed := p.find(n, func(map[string]any) bool { return true })
+		if i >= 0 {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			return false
+		}
 	}
 }

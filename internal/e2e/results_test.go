@@ -156,3 +156,24 @@ on_http_request:
 		check(t, e, r, 0, expect{Status: 200, UpHeaders: hdr("x-client-ip", "203.0.113.9")})
 	})
 }
+
+// TestClientIPPerPhase: behind a trusted proxy, on_tcp_connect sees the TCP
+// peer (no header has arrived yet) while the HTTP phases see the client
+// the proxy vouched for.
+func TestClientIPPerPhase(t *testing.T) {
+	e := startWith(t, setup{Trusted: true}, ep{URL: "http://app.test", Policy: `
+on_tcp_connect:
+  - actions:
+      - type: set-vars
+        config:
+          vars:
+            - peer: ${conn.client_ip}
+on_http_request:
+  - actions:
+      - type: add-headers
+        config:
+          headers: {x-peer: "${vars.peer}", x-client: "${conn.client_ip}"}
+`})
+	r := get(t, e.client(), "http://app.test/", "X-Forwarded-For", "203.0.113.9")
+	check(t, e, r, 0, expect{Status: 200, UpHeaders: hdr("x-peer", "127.0.0.1", "x-client", "203.0.113.9")})
+}

@@ -3,7 +3,7 @@
 # backend, in one run, on loopback. Writes docs/benchmarks.md.
 #
 #   make bench                 (installs wrk, nginx, caddy, h2load; builds)
-#   DUR=5 bench/bench.sh       shorter runs
+#   DUR=3 ROUNDS=1 bench/bench.sh   a quick look
 #
 # Each proxy runs alone (started, measured, stopped) so that its peak RSS
 # is its own and idle proxies take no CPU. Rows: HTTP/1.1 keep-alive with
@@ -13,7 +13,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-DUR=${DUR:-8}           # seconds per measurement
+DUR=${DUR:-6}           # seconds per measurement
+ROUNDS=${ROUNDS:-2}     # every target is measured once per round; the best round counts
 WARM=${WARM:-2}         # seconds of warm-up per proxy and protocol
 CONNS=${CONNS:-64}
 STREAMS=${STREAMS:-10}  # h2 streams per connection
@@ -34,14 +35,16 @@ done
 bin/benchkit cert "$out"
 head -c 1024 /dev/urandom >"$out/www/1k"
 head -c $((1024 * 1024)) /dev/urandom >"$out/www/1m"
-mapfile -t P < <(bin/benchkit ports 4)
+mapfile -t P < <(bin/benchkit ports 6)
 BACKEND_PORT=${P[0]} BACKEND_TLS_PORT=${P[1]} PORT=${P[2]} TLS_PORT=${P[3]}
+POLICY_PORT=${P[4]} POLICY_TLS_PORT=${P[5]}
 
 # render TEMPLATE DEST: fills the @PLACEHOLDERS@ of a bench/ config.
 render() {
   sed -e "s#@OUT@#$out#g" -e "s#@ROOT@#$root#g" \
     -e "s#@BACKEND_PORT@#$BACKEND_PORT#g" -e "s#@BACKEND_TLS_PORT@#$BACKEND_TLS_PORT#g" \
-    -e "s#@PORT@#$PORT#g" -e "s#@TLS_PORT@#$TLS_PORT#g" "$1" >"$2"
+    -e "s#@PORT@#$PORT#g" -e "s#@TLS_PORT@#$TLS_PORT#g" \
+    -e "s#@POLICY_PORT@#$POLICY_PORT#g" -e "s#@POLICY_TLS_PORT@#$POLICY_TLS_PORT#g" "$1" >"$2"
 }
 
 pids=()
@@ -95,7 +98,7 @@ to_ms() {
 
 # h1 TARGET SIZE PORT: one wrk measurement, appended to results.tsv.
 h1() {
-  local target=$1 size=$2 port=$3 f="$out/wrk-$1-$2.txt"
+  local target=$1 size=$2 port=$3 f="$out/wrk-$1-$2-r$round.txt"
   wrk -t2 -c"$CONNS" -d"${DUR}s" --timeout 10s --latency -H 'X-Bench: 1' "http://127.0.0.1:$port/$size" >"$f" 2>&1
   local rps p50 p99 errs
   rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$f")
@@ -109,7 +112,7 @@ h1() {
 # h2 TARGET SIZE PORT: one h2load measurement (TLS, ALPN h2); latency
 # percentiles come from its per-request log.
 h2() {
-  local target=$1 size=$2 port=$3 f="$out/h2load-$1-$2.txt" log="$out/h2load-$1-$2.log"
+  local target=$1 size=$2 port=$3 f="$out/h2load-$1-$2-r$round.txt" log="$out/h2load-$1-$2-r$round.log"
   # 1 KiB runs are timed (-D). h2load's timed mode can hang for good when it
   # stops clients in the middle of large bodies, so 1 MiB runs use a fixed
   # count instead (two answers per stream slot). timeout bounds both.
@@ -149,11 +152,6 @@ if ! bin/benchkit wait "127.0.0.1:$BACKEND_PORT" 10 || ! bin/benchkit wait "127.
   exit 1
 fi
 
-echo "bench: direct to the backend (nginx static, 1 worker)"
-warm "$BACKEND_PORT" "$BACKEND_TLS_PORT"
-for s in 1k 1m; do h1 direct "$s" "$BACKEND_PORT"; done
-for s in 1k 1m; do h2 direct "$s" "$BACKEND_TLS_PORT"; done
-
 # ---- proxies, one at a time -----------------------------------------------------
 measure() {
   local target=$1
@@ -163,42 +161,65 @@ measure() {
   rss_of "$target"
 }
 
-for target in $TARGETS; do
-  case $target in
-  sluice)
-    echo "bench: sluice"
-    render bench/sluice.yaml "$out/sluice.yaml"
-    start sluice bin/sluice serve -c "$out/sluice.yaml"
-    measure sluice
-    ;;
-  nginx)
-    echo "bench: nginx (proxy_pass, upstream keepalive 64, worker_processes auto)"
-    render bench/nginx-proxy.conf "$out/nginx-proxy.conf"
-    start nginx nginx -p "$out" -e "$out/nginx-proxy.error.log" -c "$out/nginx-proxy.conf"
-    measure nginx
-    ;;
-  caddy)
-    echo "bench: caddy (reverse_proxy)"
-    render bench/Caddyfile "$out/Caddyfile"
-    start caddy env HOME="$out/caddy-home" XDG_DATA_HOME="$out/caddy-home" XDG_CONFIG_HOME="$out/caddy-home" \
-      caddy run --config "$out/Caddyfile" --adapter caddyfile
-    measure caddy
-    ;;
-  policy5)
-    echo "bench: sluice with bench/policy5.yaml (1 KiB)"
-    render bench/sluice-policy5.yaml "$out/sluice-policy5.yaml"
-    start sluice-policy5 bin/sluice serve -c "$out/sluice-policy5.yaml"
-    warm "$PORT" "$TLS_PORT"
-    h1 sluice+policy5 1k "$PORT"
-    h2 sluice+policy5 1k "$TLS_PORT"
-    rss_of sluice+policy5
-    ;;
-  *)
-    echo "bench.sh: unknown target $target (sluice nginx caddy policy5)" >&2
-    exit 1
-    ;;
-  esac
-  stop
+# one_round measures the backend directly, then each target in turn.
+one_round() {
+  echo "bench: round $round of $ROUNDS"
+  echo "bench: direct to the backend (nginx static, 1 worker)"
+  warm "$BACKEND_PORT" "$BACKEND_TLS_PORT"
+  for s in 1k 1m; do h1 direct "$s" "$BACKEND_PORT"; done
+  for s in 1k 1m; do h2 direct "$s" "$BACKEND_TLS_PORT"; done
+
+  for target in $TARGETS; do
+    case $target in
+    sluice)
+      echo "bench: sluice"
+      render bench/sluice.yaml "$out/sluice.yaml"
+      start sluice bin/sluice serve -c "$out/sluice.yaml"
+      measure sluice
+      ;;
+    nginx)
+      echo "bench: nginx (proxy_pass, upstream keepalive 64, worker_processes auto)"
+      render bench/nginx-proxy.conf "$out/nginx-proxy.conf"
+      start nginx nginx -p "$out" -e "$out/nginx-proxy.error.log" -c "$out/nginx-proxy.conf"
+      measure nginx
+      ;;
+    caddy)
+      echo "bench: caddy (reverse_proxy)"
+      render bench/Caddyfile "$out/Caddyfile"
+      start caddy env HOME="$out/caddy-home" XDG_DATA_HOME="$out/caddy-home" XDG_CONFIG_HOME="$out/caddy-home" \
+        caddy run --config "$out/Caddyfile" --adapter caddyfile
+      measure caddy
+      ;;
+    policy5)
+      # One sluice process serves the same upstream on endpoints without
+      # and with the policy; runs alternate between them, so the difference
+      # is the policy, not process state or a drift in machine load.
+      echo "bench: sluice with and without bench/policy5.yaml (1 KiB, one process, alternating)"
+      render bench/sluice-policy5.yaml "$out/sluice-policy5.yaml"
+      start sluice-policy5 bin/sluice serve -c "$out/sluice-policy5.yaml"
+      bin/benchkit wait "127.0.0.1:$POLICY_PORT" 10
+      bin/benchkit wait "127.0.0.1:$POLICY_TLS_PORT" 10
+      warm "$PORT" "$TLS_PORT"
+      warm "$POLICY_PORT" "$POLICY_TLS_PORT"
+      h1 sluice-nopolicy 1k "$PORT"
+      h1 sluice+policy5 1k "$POLICY_PORT"
+      h2 sluice-nopolicy 1k "$TLS_PORT"
+      h2 sluice+policy5 1k "$POLICY_TLS_PORT"
+      rss_of sluice+policy5
+      ;;
+    *)
+      echo "bench.sh: unknown target $target (sluice nginx caddy policy5)" >&2
+      exit 1
+      ;;
+    esac
+    stop
+  done
+}
+
+# Rounds interleave the targets, so that a burst of load from elsewhere on
+# the machine hurts one round of every target rather than all of one.
+for round in $(seq "$ROUNDS"); do
+  one_round
 done
 
 # ---- Go micro-benchmarks ----------------------------------------------------------
@@ -210,5 +231,5 @@ else
   echo "(skipped: MICRO=0)" >"$micro"
 fi
 
-DUR=$DUR WARM=$WARM bench/report.sh "$out" "$DOC"
+DUR=$DUR WARM=$WARM ROUNDS=$ROUNDS bench/report.sh "$out" "$DOC"
 echo "bench: wrote $DOC"

@@ -27,19 +27,23 @@ func render(t *testing.T, file string) []byte {
 	r := strings.NewReplacer(
 		"@OUT@", t.TempDir(), "@ROOT@", strings.TrimSuffix(root, "/bench"),
 		"@BACKEND_PORT@", "10001", "@BACKEND_TLS_PORT@", "10002",
-		"@PORT@", "10003", "@TLS_PORT@", "10004")
+		"@PORT@", "10003", "@TLS_PORT@", "10004",
+		"@POLICY_PORT@", "10005", "@POLICY_TLS_PORT@", "10006")
 	return []byte(r.Replace(string(b)))
 }
 
 func TestSluiceConfigsParse(t *testing.T) {
-	for _, f := range []string{"sluice.yaml", "sluice-policy5.yaml"} {
+	for f, n := range map[string]int{"sluice.yaml": 2, "sluice-policy5.yaml": 4} {
 		t.Run(f, func(t *testing.T) {
 			c, err := config.Parse(f, render(t, f), func(string) (string, bool) { return "", false })
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(c.Endpoints) != 2 {
-				t.Fatalf("endpoints = %d, want 2 (http + https)", len(c.Endpoints))
+			if len(c.Endpoints) != n {
+				t.Fatalf("endpoints = %d, want %d", len(c.Endpoints), n)
+			}
+			if strings.Contains(string(render(t, f)), "@") {
+				t.Fatal("a placeholder is left that bench.sh does not fill")
 			}
 		})
 	}

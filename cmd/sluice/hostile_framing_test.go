@@ -34,6 +34,30 @@ func TestHostileFraming(t *testing.T) {
 		}
 	})
 
+	// Garbage after a valid pipelined request: the first is answered, the
+	// garbage gets a 400 and the connection closes.
+	t.Run("pipelined then garbage", func(t *testing.T) {
+		m := b.mark()
+		c := dialRaw(t, e.addr)
+		c.send("GET /g1 HTTP/1.1\r\nHost: h.test\r\n\r\nGARBAGE GARBAGE\r\n\r\nGET /g2 HTTP/1.1\r\nHost: h.test\r\n\r\n")
+		res, body, err := c.response("GET")
+		if err != nil || res.StatusCode != 200 || body != "ok /g1 0" {
+			t.Fatalf("first: %v %v %q", res, err, body)
+		}
+		res, _, err = c.response("GET")
+		if err != nil || res.StatusCode != 400 {
+			t.Fatalf("garbage: %v %v", res, err)
+		}
+		if closed, extra := c.closedByPeer(); !closed || extra != "" {
+			t.Errorf("after garbage: closed=%v extra=%q", closed, extra)
+		}
+		for _, r := range b.since(m) {
+			if r.Path != "/g1" {
+				t.Errorf("backend got %s after the garbage", r.Path)
+			}
+		}
+	})
+
 	// The client waits for 100 Continue before sending the body; sluice
 	// must send it (or the final answer), never leave both sides waiting.
 	t.Run("expect 100-continue", func(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +48,36 @@ func TestHostileSlowClients(t *testing.T) {
 		// would be more precise. Either way the connection is cut.
 		if extra != "" && !startsWith(extra, "HTTP/1.1 408") && !startsWith(extra, "HTTP/1.1 400") {
 			t.Errorf("unexpected answer to a slowloris: %q", extra)
+		}
+	})
+
+	// The header timeout also holds for the second request of a
+	// keep-alive connection.
+	t.Run("slowloris after a first request", func(t *testing.T) {
+		c := dialRaw(t, e.addr)
+		c.send("GET /trailer HTTP/1.1\r\nHost: h.test\r\n\r\n")
+		if res, _, err := c.response("GET"); err != nil || res.StatusCode != 200 {
+			t.Fatalf("first request: %v %v", res, err)
+		}
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			msg := "GET /trailer HTTP/1.1\r\nHost: h.test\r\nX-Slow: " + strings.Repeat("a", 200)
+			for i := 0; i < len(msg); i++ {
+				if _, err := c.c.Write([]byte{msg[i]}); err != nil {
+					return
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}()
+		if closed, extra := c.closedByPeer(); !closed {
+			t.Fatal("slowloris on a kept-alive connection not cut")
+		} else if extra != "" && !startsWith(extra, "HTTP/1.1 408") && !startsWith(extra, "HTTP/1.1 400") {
+			t.Errorf("unexpected answer: %q", extra)
 		}
 	})
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -200,5 +201,53 @@ func TestTwoEndpointsShareAPolicyFile(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+}
+
+// TestBrokenReloadLogsOnce: a broken save is one log line (with file:line:
+// col), whether written by rename or in place, and the fix applies.
+func TestBrokenReloadLogsOnce(t *testing.T) {
+	for _, how := range []string{"rename", "in place"} {
+		t.Run(how, func(t *testing.T) {
+			e := startWith(t, setup{Watch: true}, ep{URL: "http://app.test", Policy: versionPolicy(1)})
+			path := e.files["http://app.test"]
+			save := func(data string) {
+				if how == "rename" {
+					renameSave(t, filepath.Dir(path), path, data)
+				} else {
+					overwrite(t, path, data)
+				}
+			}
+			fails := func() int { return strings.Count(e.logs.String(), "policy reload failed") }
+			save(brokenPolicy(1, 99))
+			deadline := time.Now().Add(5 * time.Second)
+			for fails() == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("no failure logged within 5s")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			c := e.client()
+			if v, err := versionRequest(context.Background(), c, "http://app.test/"); err != nil || v != 1 {
+				t.Fatalf("after a broken save: version %d, %v; want 1 still", v, err)
+			}
+			save(versionPolicy(2))
+			for {
+				v, err := versionRequest(context.Background(), c, "http://app.test/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v == 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the fixed file was not applied within 5s")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if n := fails(); n != 1 {
+				t.Errorf("%d failure lines for one broken save, want 1:\n%s", n, e.logs.String())
+			}
+		})
 	}
 }

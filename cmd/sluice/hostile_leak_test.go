@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/net/http2"
 )
 
 // Leak slack: a few goroutines come and go on their own (GC, timers,
@@ -45,6 +48,9 @@ func newLeakBackend(t *testing.T) string {
 	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		fmt.Fprint(w, n)
+	})
+	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // until sluice gives up and closes
 	})
 	mux.HandleFunc("/reset", func(w http.ResponseWriter, r *http.Request) {
 		c, _, err := http.NewResponseController(w).Hijack()
@@ -136,6 +142,41 @@ func wsSession(t *testing.T, addr string, serverCloses bool) {
 	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 }
 
+// h2cSessions runs requests over h2c (prior knowledge), some of them
+// cancelled mid-stream, then drops the connection.
+func h2cSessions(t *testing.T, addr string) {
+	t.Helper()
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, a string, _ *tls.Config) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, a)
+	}}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: waitTimeout}
+	for i := 0; i < 50; i++ {
+		res, err := c.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatalf("h2c: %v", err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.ProtoMajor != 2 || res.StatusCode != 200 {
+			t.Fatalf("h2c answer %s %d", res.Proto, res.StatusCode)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/big", nil)
+		res, err := c.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("h2c big: %v", err)
+		}
+		io.CopyN(io.Discard, res.Body, 64<<10)
+		cancel() // resets the stream mid-response
+		res.Body.Close()
+	}
+}
+
 // checkSettled fails with a goroutine dump and the descriptor list when
 // sluice does not come back near base.
 func (e *edge) checkSettled(t *testing.T, base sluiceStats, what string) {
@@ -154,7 +195,7 @@ func (e *edge) checkSettled(t *testing.T, base sluiceStats, what string) {
 // and descriptors return near where they started.
 func TestHostileLeaks(t *testing.T) {
 	t.Parallel()
-	e := startEdge(t, newLeakBackend(t), "")
+	e := startEdge(t, newLeakBackend(t), "  response_header_timeout: 1s\n")
 	if bad := burst(e.addr, "/", 100, 200); bad != 0 {
 		t.Fatalf("warm-up: %d failures", bad)
 	}
@@ -188,6 +229,16 @@ func TestHostileLeaks(t *testing.T) {
 	if bad := burst(e.addr, "/reset", 40, 502); bad != 0 {
 		t.Errorf("resetting upstream: %d answers were not 502", bad)
 	}
+	if bad := burst(e.addr, "/hang", 8, 504); bad != 0 {
+		t.Errorf("silent upstream: %d answers were not 504", bad)
+	}
+	for i := 0; i < 8; i++ {
+		// Client leaves while sluice waits for the upstream's header.
+		c := dialRaw(t, e.addr)
+		c.send("GET /hang HTTP/1.1\r\nHost: h.test\r\n\r\n")
+		c.c.Close()
+	}
+	h2cSessions(t, e.addr)
 	e.checkSettled(t, base, "after 2000 requests, aborts, websockets and upstream failures")
 }
 

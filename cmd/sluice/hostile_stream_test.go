@@ -274,3 +274,36 @@ func TestHostileStreamTrailers(t *testing.T) {
 		t.Errorf("trailer X-Checksum = %q; response was %q", got, raw)
 	}
 }
+
+// An "Upgrade: h2c" request's body is subject to max_body_bytes like any
+// other: a 64 MiB chunked upgrade body must neither be buffered whole in
+// memory nor reach past the limit.
+func TestHostileH2CUpgradeBody(t *testing.T) {
+	t.Parallel()
+	b := newStreamBackend(t)
+	e := startEdge(t, b.ln.Addr().String(), "  max_body_bytes: 1MiB\n")
+	base := rssKB(t, e.p.cmd.Process.Pid)
+	c := dialRaw(t, e.addr)
+	c.send("POST /upload HTTP/1.1\r\nHost: h.test\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n" +
+		"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nTransfer-Encoding: chunked\r\n\r\n")
+	var sent atomic.Int64
+	go func() {
+		chunk := []byte(fmt.Sprintf("%x\r\n%s\r\n", 32<<10, strings.Repeat("z", 32<<10)))
+		for sent.Load() < bigStream {
+			if _, err := c.c.Write(chunk); err != nil {
+				return
+			}
+			sent.Add(32 << 10)
+		}
+		c.c.Write([]byte("0\r\n\r\n"))
+	}()
+	held := plateau(sent.Load)
+	growth := rssKB(t, e.p.cmd.Process.Pid) - base
+	t.Logf("client sent %d KiB; sluice RSS grew %d KiB", held>>10, growth)
+	if held > maxInFlight {
+		t.Errorf("sluice took %d MiB of an upgrade body over a 1 MiB limit", held>>20)
+	}
+	if growth > 32<<10 {
+		t.Errorf("sluice RSS grew by %d MiB holding an upgrade body", growth>>10)
+	}
+}

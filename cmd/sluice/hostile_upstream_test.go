@@ -102,6 +102,11 @@ func TestHostileUpstream(t *testing.T) {
 	u.handle("/huge-head", writes("HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("h", 300<<10)+"\r\nContent-Length: 2\r\n\r\nok"))
 	u.handle("/1xx", writes("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"+
 		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"))
+	u.handle("/101", writes("HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\nraw bytes"))
+	u.handle("/status-999", writes("HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok"))
+	u.handle("/status-099", writes("HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nok"))
+	u.handle("/nul-header", writes("HTTP/1.1 200 OK\r\nX-A: b\x00c\r\nContent-Length: 2\r\n\r\nok"))
+	u.handle("/crlf-split", writes("HTTP/1.1 200 OK\r\nX-A: b\rSet-Cookie: evil=1\r\nContent-Length: 2\r\n\r\nok"))
 	u.handle("/silent", func(c net.Conn) { io.Copy(io.Discard, c) })
 	u.handle("/reset", func(c net.Conn) { c.(*net.TCPConn).SetLinger(0) })
 
@@ -122,6 +127,11 @@ func TestHostileUpstream(t *testing.T) {
 		{path: "/te-gzip", status: []int{502}},
 		{path: "/huge-head", status: []int{502}},
 		{path: "/1xx", status: []int{200}, body: "final"},
+		{path: "/101", status: []int{502}},
+		{path: "/status-999", status: []int{502, 999}},
+		{path: "/status-099", status: []int{502}},
+		{path: "/nul-header", status: []int{502, 200}, body: "ok"},
+		{path: "/crlf-split", status: []int{502, 200}, body: "ok"},
 		{path: "/silent", status: []int{504}},
 		{path: "/reset", status: []int{502}},
 	}
@@ -149,7 +159,9 @@ func TestHostileUpstream(t *testing.T) {
 				if tc.cut && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
 					return
 				}
-				t.Fatalf("no answer: %v", err)
+				// RFC 9110 §5.5: CR, LF and NUL in a field value must be
+				// rejected or replaced before forwarding.
+				t.Fatalf("no answer the client could parse: %v", err)
 			}
 			ok := false
 			for _, s := range tc.status {
@@ -164,6 +176,9 @@ func TestHostileUpstream(t *testing.T) {
 					t.Errorf("error answer cut: %v", berr)
 				}
 				return
+			}
+			if res.Header.Get("Set-Cookie") != "" || strings.ContainsAny(res.Header.Get("X-A"), "\x00\r\n") {
+				t.Errorf("a control character in an upstream header reached the client: %q", res.Header)
 			}
 			if res.Header.Get("Content-Length") != "" && res.Header.Get("Transfer-Encoding") != "" {
 				t.Errorf("client got both Content-Length and Transfer-Encoding")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 
 	"github.com/sluicehq/sluice/exchange"
@@ -99,9 +100,16 @@ func asHTTPError(ae *ActionError) error {
 func (p *Policy) run(ph Phase, s *State) error {
 	for _, r := range p.phases[ph] {
 		ok, err := r.matches(s)
+		if err != nil && isMissingKey(err) {
+			// ngrok's documented policies index optional headers and
+			// parameters directly ("'beta' in req.headers['x-flags']" then a
+			// catch-all rule): a missing key means "does not match".
+			s.Log.Debug("policy rule skipped: expression reads a missing key",
+				"policy", p.name, "rule", r.name, "err", err)
+			ok, err = false, nil
+		}
 		if err != nil {
-			// An expression that cannot be evaluated fails closed: a
-			// security rule must not be skipped because a header is missing.
+			// Any other expression that cannot be evaluated fails closed.
 			return asHTTPError(&ActionError{Policy: p.name, Rule: r.name, Action: "expressions", Where: "", Err: err})
 		}
 		if !ok {
@@ -137,6 +145,12 @@ func (p *Policy) run(ph Phase, s *State) error {
 		}
 	}
 	return nil
+}
+
+// isMissingKey reports a CEL evaluation error from indexing a map (headers,
+// query parameters, vars) with a key it does not hold.
+func isMissingKey(err error) bool {
+	return strings.Contains(err.Error(), "no such key")
 }
 
 func (r *rule) matches(s *State) (bool, error) {

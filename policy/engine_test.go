@@ -204,17 +204,46 @@ on_http_response:
 
 func TestExpressionErrorFailsClosed(t *testing.T) {
 	takeRecorded()
+	// A runtime error other than a missing key (here an out-of-range
+	// index on a present header) stops the phase with the rule's position.
 	p := mustParse(t, `
 on_http_request:
-  - expressions: ["req.headers['x-missing'][0] != 'secret'"]
+  - expressions: ["req.headers['x-present'][3] != 'secret'"]
     actions:
       - type: t-record
         config: {value: x}
 `)
 	_, x := fixture()
+	x.Req.Header.Set("X-Present", "a")
 	err := p.RunRequest(x)
 	if err == nil || !contains(err.Error(), "test.yaml:3:20") {
 		t.Fatalf("got %v", err)
+	}
+	if got := takeRecorded(); len(got) != 0 {
+		t.Fatalf("action ran after a failed expression: %v", got)
+	}
+}
+
+func TestMissingKeyDoesNotMatch(t *testing.T) {
+	takeRecorded()
+	// ngrok's route-requests example: a rule reading an absent header is
+	// skipped and the catch-all rule after it runs.
+	p := mustParse(t, `
+on_http_request:
+  - expressions: ["'beta' in req.headers['x-feature-flags']"]
+    actions:
+      - type: t-record
+        config: {value: beta}
+  - actions:
+      - type: t-record
+        config: {value: stable}
+`)
+	_, x := fixture()
+	if err := p.RunRequest(x); err != nil {
+		t.Fatal(err)
+	}
+	if got := takeRecorded(); len(got) != 1 || got[0] != any("stable") {
+		t.Fatalf("recorded %v, want [stable]", got)
 	}
 }
 

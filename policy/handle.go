@@ -107,6 +107,13 @@ func (h *Handle) Reload() error {
 	if sha256.Sum256(data) == h.src {
 		return nil // unchanged (touch, or an editor's extra events)
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		// A truncate-then-write save (shell '>', cp, os.WriteFile) can be
+		// seen between its two steps; an empty policy would drop every
+		// rule (fail open). To really clear a policy, write '{}'.
+		h.m.reloads.WithLabelValues(h.name, "failure").Inc()
+		return fmt.Errorf("%s: file is empty (a write in progress?); write '{}' for a policy without rules", h.path)
+	}
 	p, err := Parse(h.path, data, h.opts)
 	if err != nil {
 		h.m.reloads.WithLabelValues(h.name, "failure").Inc()

@@ -415,3 +415,33 @@ func TestSharedPolicyFile(t *testing.T) {
 		b.Done(x)
 	}
 }
+
+func TestReloadRefusesEmptyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.yaml")
+	src := "on_http_request:\n  - actions:\n      - type: t-record\n        config: {value: a}\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewFileHandle(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	before := h.Policy()
+	if err := os.WriteFile(path, []byte("  \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Reload(); err == nil || !strings.Contains(err.Error(), "file is empty") {
+		t.Fatalf("Reload of an empty file: %v", err)
+	}
+	if h.Policy() != before {
+		t.Fatal("an empty file replaced the running policy")
+	}
+	if err := os.WriteFile(path, []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Reload(); err != nil || h.Policy() == before {
+		t.Fatalf("'{}' should load as an empty policy: %v", err)
+	}
+}

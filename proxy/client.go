@@ -147,10 +147,12 @@ func (p *connPool) roundTrip(xs *xstate, upgrade bool) (*exchange.Response, erro
 	fresh := upgrade // an upgraded connection never returns to the pool
 	req := xs.x.Req
 	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
+	small := xs.small
+	streaming := hasBody && small == nil
 	for attempt := 0; ; attempt++ {
 		var pc *pconn
 		for !fresh {
-			if pc = p.get(); pc == nil || !hasBody || connAlive(pc.c) {
+			if pc = p.get(); pc == nil || !streaming || connAlive(pc.c) {
 				break
 			}
 			pc.close()
@@ -162,7 +164,7 @@ func (p *connPool) roundTrip(xs *xstate, upgrade bool) (*exchange.Response, erro
 				return nil, err
 			}
 		}
-		res, err := pc.roundTrip(xs, upgrade, reused)
+		res, err := pc.roundTrip(xs, upgrade, reused, small)
 		if se, ok := err.(*staleError); ok {
 			if attempt < 2 {
 				fresh = true
@@ -189,7 +191,10 @@ func validRequestLine(method, path, host string) bool {
 	return httpguts.ValidHostHeader(host)
 }
 
-func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool) (*exchange.Response, error) {
+// smallBody is the largest known-length body read before sending.
+const smallBody = 4 << 10
+
+func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exchange.Response, error) {
 	x := &xs.x
 	req := x.Req
 	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
@@ -202,6 +207,9 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool) (*exchange.Response
 		return nil, errBadRequestLine
 	}
 	writeRequestHead(pc.bw, xs, host, upgrade, hasBody)
+	if small != nil {
+		pc.bw.Write(small)
+	}
 	if err := pc.bw.Flush(); err != nil {
 		pc.close()
 		if reused {
@@ -210,7 +218,7 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool) (*exchange.Response
 		return nil, err
 	}
 	var bw *bodyWriter
-	if hasBody {
+	if hasBody && small == nil {
 		bw = &bodyWriter{done: make(chan struct{})}
 		go bw.run(pc, req.Body, req.ContentLength, req.Trailer)
 	}

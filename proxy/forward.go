@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 
@@ -21,6 +22,22 @@ func (s *Server) forward(xs *xstate, e *endpoint) error {
 	req := x.Req
 	upgrade := strings.HasPrefix(req.Proto, "HTTP/1") && isUpgrade(req.Header)
 	grpc := isGRPC(req.Header)
+	// A small body of known length is read before sending: it then goes out
+	// in the same write as the head, needs no upload goroutine, and can be
+	// sent again after a failed connect or to replace a stale pooled
+	// connection. (Its own allocation: an h2 transport may still read it
+	// after the exchange.)
+	if cl := req.ContentLength; cl > 0 && cl <= smallBody && !upgrade && !grpc &&
+		req.Body != nil && req.Body != http.NoBody {
+		b := make([]byte, cl)
+		if _, err := io.ReadFull(req.Body, b); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				err = &clientBodyError{io.ErrUnexpectedEOF}
+			}
+			return err
+		}
+		xs.small = b
+	}
 	tried := xs.tried[:0]
 	var last error
 	for {
@@ -45,7 +62,7 @@ func (s *Server) forward(xs *xstate, e *endpoint) error {
 		e.pool.End(t, fault)
 		last = err
 		var de *dialError
-		if !errors.As(err, &de) || (xs.body != nil && xs.body.started.Load()) {
+		if !errors.As(err, &de) || (xs.small == nil && xs.body != nil && xs.body.started.Load()) {
 			return err
 		}
 		tried = append(tried, t)

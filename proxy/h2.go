@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -146,7 +147,11 @@ func (h *h2Transports) roundTrip(xs *xstate, t *upstream.Target, useTLS bool) (*
 		Host:       host,
 		Trailer:    req.Trailer,
 	}).WithContext(ctx)
-	if req.Body != nil && req.Body != http.NoBody {
+	switch {
+	case xs.small != nil:
+		hreq.Body = io.NopCloser(bytes.NewReader(xs.small))
+		hreq.ContentLength = int64(len(xs.small))
+	case req.Body != nil && req.Body != http.NoBody:
 		hreq.Body = req.Body
 		hreq.ContentLength = req.ContentLength
 	}

@@ -23,6 +23,7 @@ type xstate struct {
 	req   exchange.Request
 	conn  exchange.Conn // per-request copy when trusted proxies name the client
 	body  *reqBody      // nil when the request has no body
+	small []byte        // a small body read ahead, replayable (see forward)
 	f     fwd
 	tried [4]*upstream.Target
 

@@ -223,8 +223,13 @@ func TestRetryOnConnectFailure(t *testing.T) {
 	good := named(t, "good")
 	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: upstream.Config{URLs: []string{refused, good}}})
 	a := addr(t, s, "127.0.0.1:0")
-	for i := 0; i < 4; i++ {
-		res, err := http.Post("http://"+a+"/", "text/plain", strings.NewReader("body"))
+	bodies := []func() io.Reader{
+		func() io.Reader { return strings.NewReader("body") },                       // small: read ahead
+		func() io.Reader { return strings.NewReader(strings.Repeat("b", 100<<10)) }, // large: streamed
+		func() io.Reader { return io.MultiReader(strings.NewReader("chunked")) },    // unknown length
+	}
+	for i := 0; i < 6; i++ {
+		res, err := http.Post("http://"+a+"/", "text/plain", bodies[i%3]())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,34 +27,8 @@ type keepAliveUpstream struct {
 
 func newKeepAliveUpstream(t *testing.T) *keepAliveUpstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &keepAliveUpstream{ln: ln}
-	var wg sync.WaitGroup
-	var open sync.Map
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			open.Store(c, true)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer open.Delete(c)
-				defer c.Close()
-				u.serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		open.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
-		wg.Wait()
-	})
+	u := &keepAliveUpstream{}
+	u.ln = serveRaw(t, u.serve)
 	return u
 }
 

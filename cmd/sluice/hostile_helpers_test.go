@@ -264,3 +264,53 @@ func (e *edge) fdList() string {
 	}
 	return b.String()
 }
+
+// serveRaw runs serve on every connection accepted on a new loopback
+// listener until the test ends; cleanup closes the listener and the open
+// connections and waits for the handlers.
+func serveRaw(t *testing.T, serve func(c net.Conn)) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var open sync.Map
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			open.Store(c, true)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer open.Delete(c)
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		open.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
+		wg.Wait()
+	})
+	return ln
+}
+
+// trickle writes msg to c one byte per interval until done, stop closes or
+// a write fails (slowloris).
+func trickle(c net.Conn, msg string, every time.Duration, stop <-chan struct{}) {
+	for i := 0; i < len(msg); i++ {
+		if _, err := c.Write([]byte{msg[i]}); err != nil {
+			return
+		}
+		select {
+		case <-stop:
+			return
+		case <-time.After(every):
+		}
+	}
+}

@@ -61,19 +61,7 @@ func TestHostileSlowClients(t *testing.T) {
 		}
 		stop := make(chan struct{})
 		defer close(stop)
-		go func() {
-			msg := "GET /trailer HTTP/1.1\r\nHost: h.test\r\nX-Slow: " + strings.Repeat("a", 200)
-			for i := 0; i < len(msg); i++ {
-				if _, err := c.c.Write([]byte{msg[i]}); err != nil {
-					return
-				}
-				select {
-				case <-stop:
-					return
-				case <-time.After(50 * time.Millisecond):
-				}
-			}
-		}()
+		go trickle(c.c, "GET /trailer HTTP/1.1\r\nHost: h.test\r\nX-Slow: "+strings.Repeat("a", 200), 50*time.Millisecond, stop)
 		if closed, extra := c.closedByPeer(); !closed {
 			t.Fatal("slowloris on a kept-alive connection not cut")
 		} else if extra != "" && !startsWith(extra, "HTTP/1.1 408") && !startsWith(extra, "HTTP/1.1 400") {

@@ -48,30 +48,16 @@ func TestHostileUpstreamEndlessTrailer(t *testing.T) {
 // body.
 func TestHostileUpstreamEarlyAnswer(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntoo big")
-				// Linger reading a little, as servers do, then close.
-				c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-				io.Copy(io.Discard, br)
-			}()
+	ln := serveRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
 		}
-	}()
+		io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntoo big")
+		// Linger reading a little, as servers do, then close.
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		io.Copy(io.Discard, br)
+	})
 	e := startEdge(t, ln.Addr().String(), "")
 	for _, framing := range []string{"Content-Length: 33554432\r\n", "Transfer-Encoding: chunked\r\n"} {
 		c := dialRaw(t, e.addr)

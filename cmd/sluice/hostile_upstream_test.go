@@ -20,53 +20,29 @@ type rawUpstream struct {
 	ln      net.Listener
 	mu      sync.Mutex
 	scripts map[string]func(c net.Conn)
-	conns   sync.WaitGroup
 }
 
 func newRawUpstream(t *testing.T) *rawUpstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &rawUpstream{ln: ln, scripts: map[string]func(net.Conn){}}
-	var open sync.Map
-	go func() {
+	u := &rawUpstream{scripts: map[string]func(net.Conn){}}
+	u.ln = serveRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			open.Store(c, true)
-			u.conns.Add(1)
-			go func() {
-				defer u.conns.Done()
-				defer open.Delete(c)
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					u.mu.Lock()
-					s := u.scripts[req.URL.Path]
-					u.mu.Unlock()
-					if s == nil {
-						io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-						continue
-					}
-					s(c)
-					return // scripts own the connection: one request each
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			u.mu.Lock()
+			s := u.scripts[req.URL.Path]
+			u.mu.Unlock()
+			if s == nil {
+				io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+				continue
+			}
+			s(c)
+			return // scripts own the connection: one request each
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		open.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
-		u.conns.Wait()
 	})
 	return u
 }

@@ -35,12 +35,15 @@ type listener struct {
 	hsc *http.Server // h1 and h2c prior knowledge
 	clc *chanListener
 
-	wg       sync.WaitGroup // connections still in classification or piping
+	wg       sync.WaitGroup // connections still in classification, piping or served by the engine
 	shutOnce sync.Once
+
+	eng bool      // HTTP/1.x is served by the sluice engine (h1server.go)
+	h1  h1tracker // the engine's connections
 }
 
 func (s *Server) newListener(key string, ln net.Listener) *listener {
-	l := &listener{s: s, key: key, ln: ln}
+	l := &listener{s: s, key: key, ln: ln, eng: s.opts.HTTP1Engine != EngineNetHTTP}
 	l.hs, l.cl = l.newHTTPServer(false)
 	l.hsc, l.clc = l.newHTTPServer(true)
 	return l
@@ -105,6 +108,11 @@ func (l *listener) shutdown(ctx context.Context) {
 	l.shutOnce.Do(func() {
 		l.ln.Close()
 		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.h1.shutdown(ctx)
+		}()
 		for _, hs := range []*http.Server{l.hs, l.hsc} {
 			wg.Add(1)
 			go func() {
@@ -152,6 +160,15 @@ func (l *listener) routes(t *table) *routes {
 // handle classifies one accepted connection.
 func (l *listener) handle(c net.Conn) {
 	defer l.wg.Done()
+	// An HTTP/1.x connection for the engine is served once the table is
+	// released (deferred calls run last-in first-out): it must not pin the
+	// table for the connection's whole life.
+	var serve func()
+	defer func() {
+		if serve != nil {
+			serve()
+		}
+	}()
 	s := l.s
 	// The table stays pinned while the connection is classified and, for
 	// byte pipes, as long as it lasts: its endpoints' pools and certificate
@@ -182,7 +199,7 @@ func (l *listener) handle(c net.Conn) {
 		c = bc
 		if first != 0x16 {
 			if r.hasPlain() {
-				l.serveHTTP(ci, c, first, r.plain.first())
+				serve = l.serveHTTP(ci, c, first, r.plain.first())
 				return
 			}
 			c.SetWriteDeadline(time.Now().Add(lim.ReadHeaderTimeout))
@@ -229,6 +246,10 @@ func (l *listener) handle(c net.Conn) {
 			l.cl.deliver(tc)
 			return
 		}
+		if l.eng {
+			serve = func() { l.serveH1(ci, tc, 0) }
+			return
+		}
 		// HTTP/1.x over TLS goes through the h1 guard like plaintext; net/http
 		// then sees no *tls.Conn (r.TLS comes from tlsConn.ConnectionState).
 		l.cl.deliver(tlsConn{&sconn{Conn: tc, ci: ci, g: newH1Guard()}, tc})
@@ -237,7 +258,7 @@ func (l *listener) handle(c net.Conn) {
 		if bc == nil {
 			return
 		}
-		l.serveHTTP(ci, bc, first, r.plain.first())
+		serve = l.serveHTTP(ci, bc, first, r.plain.first())
 	}
 }
 
@@ -259,23 +280,28 @@ const plainOnTLS = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charse
 	"Connection: close\r\nContent-Length: 55\r\n\r\n400 Bad Request: plain HTTP request sent to a TLS port\n"
 
 // serveHTTP runs OnConnect for a plaintext connection and hands it to
-// net/http. Before a request arrives the Host is unknown, so OnConnect runs
-// with the port's catch-all endpoint (or its only/first one).
-func (l *listener) serveHTTP(ci *connInfo, c net.Conn, first byte, e *endpoint) {
+// net/http, or returns the call that serves it with the sluice engine.
+// Before a request arrives the Host is unknown, so OnConnect runs with the
+// port's catch-all endpoint (or its only/first one).
+func (l *listener) serveHTTP(ci *connInfo, c net.Conn, first byte, e *endpoint) func() {
 	if e == nil {
 		c.Close()
-		return
+		return nil
 	}
 	ci.conn.Endpoint = &e.ep
 	if !l.connect(ci, e) {
 		c.Close()
-		return
+		return nil
+	}
+	if l.eng {
+		return func() { l.serveH1(ci, c, first) }
 	}
 	cl := l.cl
 	if first == 'P' {
 		cl = l.clc
 	}
 	cl.deliver(&sconn{Conn: c, ci: ci, g: newH1Guard()})
+	return nil
 }
 
 // connect runs the endpoint's OnConnect; false means close the connection.

@@ -34,6 +34,11 @@ type Options struct {
 	Limits Limits
 	// Watcher, when set, reloads https certificates when their files change.
 	Watcher *reload.Watcher
+	// HTTP1Engine chooses the server of HTTP/1.x client connections:
+	// EngineSluice ("sluice", also ""; the default) or EngineNetHTTP
+	// ("net/http", the former server, kept as a fallback). HTTP/2 is served
+	// by golang.org/x/net/http2 either way.
+	HTTP1Engine string
 }
 
 // Limits are the timeouts and size limits. A zero field means "default";

@@ -67,6 +67,11 @@ func New(opts Options) *Server {
 		s.log.Error("invalid limits; using the defaults", "err", err)
 		s.limits = DefaultLimits()
 	}
+	switch opts.HTTP1Engine {
+	case "", EngineSluice, EngineNetHTTP:
+	default:
+		s.log.Error("unknown HTTP/1 engine; using sluice's", "engine", opts.HTTP1Engine)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(opts.Registerer)
 	s.h2c = h2c.NewHandler(http.HandlerFunc(s.serveRequest), &http2.Server{

@@ -1,0 +1,426 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The sluice HTTP/1.x engine's request-head parser. It is deliberately
+// stricter than net/http where RFC 9112 lets a recipient choose, because a
+// proxy that accepts what the upstream reads differently is a smuggling
+// vector:
+//
+//   - lines end in CRLF; a bare LF (or bare CR) anywhere in the head is 400;
+//   - obs-fold, whitespace before the colon, non-token names, CTL/NUL in
+//     values are 400;
+//   - Content-Length is digits only; several must be identical; with
+//     Transfer-Encoding it is 400 (and the connection closes);
+//   - Transfer-Encoding must be exactly one "chunked" (else 501), and is
+//     400 in HTTP/1.0;
+//   - HTTP/1.1 needs exactly one valid Host; an absolute-form target's
+//     authority replaces it; "*" is for OPTIONS only;
+//   - the head is bounded like net/http's (MaxHeaderBytes + 4 KiB): 414 when
+//     the request line alone is too long, else 431; at most maxH1Fields
+//     fields (431).
+
+// h1Error is a request the engine refuses before any handler runs.
+type h1Error struct {
+	code int
+	msg  string
+}
+
+func (e *h1Error) Error() string { return http.StatusText(e.code) + ": " + e.msg }
+
+func badReq(msg string) *h1Error { return &h1Error{http.StatusBadRequest, msg} }
+
+var (
+	errH1TooLong  = &h1Error{http.StatusRequestURITooLong, "request line too long"}
+	errH1TooLarge = &h1Error{http.StatusRequestHeaderFieldsTooLarge, "request header too large"}
+	errH1Fields   = &h1Error{http.StatusRequestHeaderFieldsTooLarge, "too many header fields"}
+	errH1TE       = &h1Error{http.StatusNotImplemented, "unsupported transfer-encoding"}
+	errH1Version  = &h1Error{http.StatusHTTPVersionNotSupported, "unsupported HTTP version"}
+	errH1Expect   = &h1Error{http.StatusExpectationFailed, "unsupported expectation"}
+	// Reason-less on purpose: the body is then exactly "400 Bad Request",
+	// as net/http answered under the former h1 guard.
+	errH1Smuggle = &h1Error{http.StatusBadRequest, ""}
+	errH1Fold    = &h1Error{http.StatusBadRequest, ""}
+)
+
+// maxH1Fields bounds the number of header fields in a request head.
+const maxH1Fields = 256
+
+// h1head is a parsed request head.
+type h1head struct {
+	method, target, proto string
+	major, minor          int
+	host                  string
+	url                   url.URL
+	cl                    int64 // -1: none
+	chunked               bool
+	close                 bool // the client wants the connection closed after this
+	expect100             bool
+	trailer               bool // a Trailer field was declared
+}
+
+var errHeadEOF = errors.New("connection closed before a request head")
+
+// readHead copies one request head (request line to the empty line, CRLFs
+// included) from br into dst[:0]; max bounds its size.
+func readHead(br *bufio.Reader, dst []byte, max int) ([]byte, error) {
+	dst = dst[:0]
+	start := 0 // start of the current line in dst
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(dst)+len(line) > max {
+			if start == 0 {
+				return dst, errH1TooLong
+			}
+			return dst, errH1TooLarge
+		}
+		dst = append(dst, line...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			if len(dst) == 0 {
+				return dst, errHeadEOF
+			}
+			return dst, err
+		}
+		l := dst[start:]
+		if len(l) <= 2 && (len(l) == 1 || l[0] == '\r') {
+			if start == 0 {
+				return dst, badReq("empty request line")
+			}
+			return dst, nil
+		}
+		start = len(dst)
+	}
+}
+
+// parseHead parses head (as read by readHead) into h, filling hdr (which
+// must be empty). Strings point into one copy of head.
+func parseHead(head []byte, h *h1head, hdr http.Header) error {
+	s := string(head)
+	*h = h1head{cl: -1}
+	nl := strings.IndexByte(s, '\n')
+	if nl < 1 || s[nl-1] != '\r' {
+		return badReq("request line must end in CRLF")
+	}
+	if err := parseRequestLine(s[:nl-1], h); err != nil {
+		return err
+	}
+	s = s[nl+1:]
+
+	nf := strings.Count(s, "\n") - 1
+	if nf > maxH1Fields {
+		return errH1Fields
+	}
+	var vals []string
+	if nf > 0 {
+		vals = make([]string, nf)
+	}
+	var kb [64]byte
+	var hosts, tes int
+	keepAlive := false
+	for i := 0; ; i++ {
+		nl := strings.IndexByte(s, '\n')
+		if nl < 1 || s[nl-1] != '\r' {
+			return badReq("header line must end in CRLF")
+		}
+		line := s[:nl-1]
+		s = s[nl+1:]
+		if line == "" {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return errH1Fold
+		}
+		c := strings.IndexByte(line, ':')
+		if c <= 0 {
+			return badReq("malformed header line")
+		}
+		name, val := line[:c], trimOWS(line[c+1:])
+		for j := 0; j < len(name); j++ {
+			if !tokenByte[name[j]] {
+				return badReq("invalid header field name")
+			}
+		}
+		for j := 0; j < len(val); j++ {
+			if b := val[j]; (b < ' ' && b != '\t') || b == 0x7f {
+				return badReq("invalid header field value")
+			}
+		}
+		key := canonKey(name, &kb)
+		switch key {
+		case "Host":
+			hosts++
+			if hosts > 1 {
+				return badReq("too many Host headers")
+			}
+			if !httpguts.ValidHostHeader(val) {
+				return badReq("malformed Host header")
+			}
+			h.host = val
+			continue // net/http keeps Host out of the header map too
+		case "Content-Length":
+			n, ok := parseLength(val)
+			if !ok {
+				return badReq("invalid Content-Length")
+			}
+			if h.cl >= 0 && n != h.cl {
+				return badReq("conflicting Content-Length")
+			}
+			h.cl = n
+		case "Transfer-Encoding":
+			tes++
+			if h.major == 1 && h.minor == 0 {
+				return badReq("Transfer-Encoding in HTTP/1.0")
+			}
+			if tes > 1 || !strings.EqualFold(val, "chunked") {
+				return errH1TE
+			}
+			h.chunked = true
+			continue // like net/http: the framing is in TransferEncoding
+		case "Connection":
+			if hasTokenFold(val, "keep-alive") {
+				keepAlive = true
+			}
+			if hasTokenFold(val, "close") {
+				h.close = true
+			}
+		case "Expect":
+			if h.minor == 0 {
+				continue
+			}
+			if !strings.EqualFold(val, "100-continue") {
+				return errH1Expect
+			}
+			h.expect100 = true
+			continue
+		case "Trailer":
+			h.trailer = true
+		}
+		if vv, ok := hdr[key]; ok {
+			hdr[key] = append(vv, val)
+		} else if i < len(vals) {
+			vals[i] = val
+			hdr[key] = vals[i : i+1 : i+1]
+		} else {
+			hdr[key] = []string{val}
+		}
+	}
+	if h.minor == 0 && !keepAlive {
+		h.close = true
+	}
+	if h.chunked && h.cl >= 0 {
+		return errH1Smuggle
+	}
+	if h.chunked {
+		h.cl = -1
+	}
+	if h.url.Host != "" {
+		h.host = h.url.Host
+	} else if hosts == 0 && h.minor == 1 {
+		return badReq("missing required Host header")
+	}
+	if pv := hdr["Pragma"]; len(pv) > 0 && pv[0] == "no-cache" && hdr["Cache-Control"] == nil {
+		hdr["Cache-Control"] = []string{"no-cache"}
+	}
+	return nil
+}
+
+// parseRequestLine checks "METHOD SP request-target SP HTTP/1.x".
+func parseRequestLine(line string, h *h1head) error {
+	sp := strings.IndexByte(line, ' ')
+	if sp <= 0 {
+		return badReq("malformed request line")
+	}
+	h.method = line[:sp]
+	for i := 0; i < len(h.method); i++ {
+		if !tokenByte[h.method[i]] {
+			return badReq("invalid method")
+		}
+	}
+	rest := line[sp+1:]
+	sp = strings.IndexByte(rest, ' ')
+	if sp <= 0 {
+		return badReq("malformed request line")
+	}
+	h.target, h.proto = rest[:sp], rest[sp+1:]
+	switch h.proto {
+	case "HTTP/1.1":
+		h.major, h.minor = 1, 1
+	case "HTTP/1.0":
+		h.major, h.minor = 1, 0
+	default:
+		p := h.proto
+		if len(p) == 8 && p[:5] == "HTTP/" && isDigit(p[5]) && p[6] == '.' && isDigit(p[7]) {
+			return errH1Version
+		}
+		return badReq("malformed HTTP version")
+	}
+	for i := 0; i < len(h.target); i++ {
+		if b := h.target[i]; b <= ' ' || b >= 0x7f {
+			return badReq("invalid request target")
+		}
+	}
+	return parseTarget(h)
+}
+
+func isDigit(b byte) bool { return '0' <= b && b <= '9' }
+
+// parseTarget fills h.url from the request-target in all four forms.
+func parseTarget(h *h1head) error {
+	t := h.target
+	switch {
+	case t == "*":
+		if h.method != http.MethodOptions {
+			return badReq(`"*" target outside OPTIONS`)
+		}
+		h.url.Path = "*"
+		return nil
+	case t[0] == '/':
+		if q := fastPath(t); q >= 0 {
+			h.url.Path = t[:q]
+			if q < len(t) {
+				h.url.RawQuery = t[q+1:]
+				h.url.ForceQuery = q+1 == len(t)
+			}
+			return nil
+		}
+		u, err := url.ParseRequestURI(t)
+		if err != nil {
+			return badReq("invalid request target")
+		}
+		h.url = *u
+		return nil
+	case h.method == http.MethodConnect:
+		u, err := url.ParseRequestURI("http://" + t)
+		if err != nil || u.Path != "" || u.Host == "" || u.RawQuery != "" || u.User != nil {
+			return badReq("invalid CONNECT target")
+		}
+		h.url = url.URL{Host: u.Host}
+		return nil
+	}
+	u, err := url.ParseRequestURI(t)
+	if err != nil || u.Host == "" || u.User != nil ||
+		!(strings.EqualFold(u.Scheme, "http") || strings.EqualFold(u.Scheme, "https")) ||
+		!httpguts.ValidHostHeader(u.Host) {
+		return badReq("invalid absolute-form request target")
+	}
+	h.url = *u
+	return nil
+}
+
+// fastPath returns the index of '?' (or len) when t is an origin-form
+// target whose path url.Parse would leave unchanged (no escapes, nothing
+// EscapedPath would re-escape); -1 otherwise.
+func fastPath(t string) int {
+	for i := 0; i < len(t); i++ {
+		b := t[i]
+		if b == '?' {
+			return i
+		}
+		if !pathByte[b] {
+			return -1
+		}
+	}
+	return len(t)
+}
+
+var tokenByte, pathByte [256]bool
+
+func init() {
+	for c := '0'; c <= '9'; c++ {
+		tokenByte[c], pathByte[c] = true, true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		tokenByte[c], pathByte[c] = true, true
+		tokenByte[c-32], pathByte[c-32] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		tokenByte[c] = true
+	}
+	for _, c := range "-_.~$&+,/:;=@" {
+		pathByte[c] = true
+	}
+}
+
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// hasTokenFold reports whether the comma-separated list v holds tok.
+func hasTokenFold(v, tok string) bool {
+	for v != "" {
+		var t string
+		t, v, _ = strings.Cut(v, ",")
+		if strings.EqualFold(trimOWS(t), tok) {
+			return true
+		}
+	}
+	return false
+}
+
+// canonKey canonicalises a valid token the way net/http does, without
+// allocating for names already canonical or well known.
+func canonKey(name string, buf *[64]byte) string {
+	canon := true
+	upper := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if (upper && 'a' <= c && c <= 'z') || (!upper && 'A' <= c && c <= 'Z') {
+			canon = false
+			break
+		}
+		upper = c == '-'
+	}
+	if canon {
+		return name
+	}
+	if len(name) > len(buf) {
+		return http.CanonicalHeaderKey(name)
+	}
+	b := buf[:len(name)]
+	upper = true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if upper && 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		} else if !upper && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+		upper = c == '-'
+	}
+	if k, ok := commonKeys[string(b)]; ok {
+		return k
+	}
+	return string(b)
+}
+
+var commonKeys = map[string]string{}
+
+func init() {
+	for _, k := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Authorization",
+		"Cache-Control", "Connection", "Content-Length", "Content-Type", "Cookie", "Expect",
+		"Host", "If-Modified-Since", "If-None-Match", "Origin", "Pragma", "Referer",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "User-Agent", "X-Forwarded-For",
+		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id", "Forwarded",
+		"Via", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions",
+		"Sec-Websocket-Protocol", "Http2-Settings", "Range", "Keep-Alive"} {
+		commonKeys[k] = k
+	}
+}

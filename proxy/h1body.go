@@ -26,6 +26,8 @@ type h1body struct {
 	eof     bool
 	err     error // sticky framing or read error
 	closed  bool
+	limit   int64       // most body bytes read, <0: unlimited
+	total   int64       // body bytes read so far
 	cont    bool        // "100 Continue" still to send on the first read
 	trailer http.Header // where declared trailers go (nil: dropped)
 }
@@ -92,6 +94,11 @@ func (b *h1body) read(p []byte) (int, error) {
 	}
 	n, err := b.br.Read(p)
 	b.rem -= int64(n)
+	b.total += int64(n)
+	if b.limit >= 0 && b.total > b.limit {
+		b.err = errBodyTooLarge
+		return n, b.err
+	}
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}

@@ -30,25 +30,26 @@ import (
 
 // h1Error is a request the engine refuses before any handler runs.
 type h1Error struct {
-	code int
-	msg  string
+	code  int
+	msg   string
+	terse bool // the answer's body is the status text only
 }
 
 func (e *h1Error) Error() string { return http.StatusText(e.code) + ": " + e.msg }
 
-func badReq(msg string) *h1Error { return &h1Error{http.StatusBadRequest, msg} }
+func badReq(msg string) *h1Error { return &h1Error{http.StatusBadRequest, msg, false} }
 
 var (
-	errH1TooLong  = &h1Error{http.StatusRequestURITooLong, "request line too long"}
-	errH1TooLarge = &h1Error{http.StatusRequestHeaderFieldsTooLarge, "request header too large"}
-	errH1Fields   = &h1Error{http.StatusRequestHeaderFieldsTooLarge, "too many header fields"}
-	errH1TE       = &h1Error{http.StatusNotImplemented, "unsupported transfer-encoding"}
-	errH1Version  = &h1Error{http.StatusHTTPVersionNotSupported, "unsupported HTTP version"}
-	errH1Expect   = &h1Error{http.StatusExpectationFailed, "unsupported expectation"}
+	errH1TooLong  = &h1Error{http.StatusRequestURITooLong, "request line too long", false}
+	errH1TooLarge = &h1Error{http.StatusRequestHeaderFieldsTooLarge, "request header too large", false}
+	errH1Fields   = &h1Error{http.StatusRequestHeaderFieldsTooLarge, "too many header fields", false}
+	errH1TE       = &h1Error{http.StatusNotImplemented, "unsupported transfer-encoding", false}
+	errH1Version  = &h1Error{http.StatusHTTPVersionNotSupported, "unsupported HTTP version", false}
+	errH1Expect   = &h1Error{http.StatusExpectationFailed, "unsupported expectation", false}
 	// Reason-less on purpose: the body is then exactly "400 Bad Request",
 	// as net/http answered under the former h1 guard.
-	errH1Smuggle = &h1Error{http.StatusBadRequest, ""}
-	errH1Fold    = &h1Error{http.StatusBadRequest, ""}
+	errH1Smuggle = &h1Error{http.StatusBadRequest, "both Content-Length and Transfer-Encoding", true}
+	errH1Fold    = &h1Error{http.StatusBadRequest, "obsolete line folding", true}
 )
 
 // maxH1Fields bounds the number of header fields in a request head.
@@ -127,7 +128,7 @@ func parseHead(head []byte, h *h1head, hdr http.Header) error {
 	}
 	var kb [64]byte
 	var hosts, tes int
-	keepAlive := false
+	keepAlive, teBad := false, false
 	for i := 0; ; i++ {
 		nl := strings.IndexByte(s, '\n')
 		if nl < 1 || s[nl-1] != '\r' {
@@ -183,7 +184,7 @@ func parseHead(head []byte, h *h1head, hdr http.Header) error {
 				return badReq("Transfer-Encoding in HTTP/1.0")
 			}
 			if tes > 1 || !strings.EqualFold(val, "chunked") {
-				return errH1TE
+				teBad = true // answered after the other checks (obs-fold, CL)
 			}
 			h.chunked = true
 			continue // like net/http: the framing is in TransferEncoding
@@ -218,8 +219,11 @@ func parseHead(head []byte, h *h1head, hdr http.Header) error {
 	if h.minor == 0 && !keepAlive {
 		h.close = true
 	}
-	if h.chunked && h.cl >= 0 {
+	if (h.chunked || teBad) && h.cl >= 0 {
 		return errH1Smuggle
+	}
+	if teBad {
+		return errH1TE
 	}
 	if h.chunked {
 		h.cl = -1

@@ -217,6 +217,12 @@ func (c *h1conn) serveOne() bool {
 	}
 	if body != nil {
 		body.cont = h.expect100
+		body.limit = -1
+		if isH2CUpgrade(c.hdr) {
+			// The h2c upgrade handler buffers the whole body, beyond the
+			// proxy's per-request accounting: bound it here.
+			body.limit = lim.MaxBodyBytes
+		}
 		r.Body = body
 	}
 	c.w.reset()
@@ -293,7 +299,7 @@ func (c *h1conn) refuse(err error) {
 	}
 	c.l.s.log.Info("request refused", "client", c.ci.conn.ClientAddr, "status", he.code, "err", he.Error())
 	text := strconv.Itoa(he.code) + " " + http.StatusText(he.code)
-	if he.msg != "" {
+	if !he.terse {
 		text += ": " + he.msg
 	}
 	bw := c.bw

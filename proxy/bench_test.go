@@ -127,7 +127,7 @@ func TestServeForLoad(t *testing.T) {
 	if secs == 0 {
 		secs = 10
 	}
-	s := New(Options{Log: quiet})
+	s := New(Options{Log: quiet, HTTP1Engine: os.Getenv("SLUICE_LOAD_ENGINE")})
 	if err := s.Apply([]EndpointConfig{{URL: "http://:80", Listen: ln, Upstream: up(upURL)}}); err != nil {
 		t.Fatal(err)
 	}

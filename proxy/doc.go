@@ -4,8 +4,17 @@
 // to the upstream pool, streaming both ways. It never imports the policy
 // engine: all it knows of policies is exchange.Hooks.
 //
-// Clients are served by net/http: HTTP/1.1, HTTP/2 over TLS through ALPN,
-// and h2c by prior knowledge or by "Upgrade: h2c". Upstreams are reached
+// HTTP/1.x clients (plaintext and TLS-terminated) are served by sluice's
+// own engine (h1server.go): one goroutine per connection and no background
+// reader, pooled buffers, a strict RFC 9112 head parser (bare LF, obs-fold,
+// CL+TE, unknown Transfer-Encoding, bad Host and oversized heads are refused
+// before any handler runs; FuzzH1Request compares it with net/http's), and
+// a response writer that writes the head straight from the handler's
+// header map. It hands the h2c preface to net/http's server and hijacks for
+// upgrades. Options.HTTP1Engine = "net/http" switches back to net/http's
+// server for HTTP/1.x. HTTP/2 over TLS through ALPN and h2c (by prior
+// knowledge or by "Upgrade: h2c") are served by net/http and
+// golang.org/x/net/http2. Upstreams are reached
 // through an own pooled HTTP/1.1 client (LIFO idle stacks, no goroutine per
 // upstream connection, no header clones, pooled buffers, an own strict
 // response-head parser) for http://, https:// and unix: targets, and through
@@ -28,9 +37,9 @@
 //     goes upstream and back to the client, and appears in error bodies and
 //     log lines.
 //   - A request with both Content-Length and Transfer-Encoding, or with
-//     obs-fold, is refused with 400 and a closed connection by the h1 guard
-//     under net/http (which would otherwise let chunked win and join
-//     folded lines). An upstream response with both is read as chunked and
+//     obs-fold, is refused with 400 and a closed connection: by the engine's
+//     parser, or by the h1 guard under net/http (which would otherwise let
+//     chunked win and join folded lines). An upstream response with both is read as chunked and
 //     its connection is not reused.
 //   - A failed connect is retried on another target while none of the
 //     request body was consumed; a pooled connection the upstream closed

@@ -20,8 +20,10 @@ import (
 
 func TestApplyAtomicAndKeepsListeners(t *testing.T) {
 	release := make(chan struct{})
+	arrived := make(chan struct{})
 	slow := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
+			close(arrived)
 			<-release
 		}
 		io.WriteString(w, "v1")
@@ -35,6 +37,13 @@ func TestApplyAtomicAndKeepsListeners(t *testing.T) {
 		_, body := get(t, "http://"+a+"/slow")
 		done <- body
 	}()
+	// Only once the request reached the upstream is it in flight on the
+	// old table (without this the Apply below could overtake it).
+	select {
+	case <-arrived:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the slow request never reached the upstream")
+	}
 	// Keep-alive client connection across the swap.
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()

@@ -108,6 +108,9 @@ func newRecBackend(t *testing.T) *recBackend {
 			return
 		}
 		w.Header().Set("X-Backend-Path", r.URL.Path)
+		if r.URL.Path == "/stream" {
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+		}
 		fmt.Fprintf(w, "ok %s %d", r.URL.Path, len(body))
 	})}
 	go func() { _ = b.srv.Serve(ln) }()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,12 @@ func h2Exchange(t *testing.T, addr string, fields [][2]string, data string) h2An
 	if data != "" {
 		fr.WriteData(1, true, []byte(data))
 	}
+	return h2Read(fr)
+}
+
+// h2Read reads frames until stream 1 ends, is reset or the connection
+// goes away, acknowledging the peer's settings.
+func h2Read(fr *http2.Framer) h2Answer {
 	var a h2Answer
 	for {
 		f, err := fr.ReadFrame()
@@ -133,5 +140,29 @@ func TestHostileH2Downgrade(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A cleartext "Upgrade: h2c" GET is switched to HTTP/2 (101, then the
+// answer on stream 1), end to end through the binary.
+func TestHostileH2CUpgrade(t *testing.T) {
+	t.Parallel()
+	b := newRecBackend(t)
+	e := startEdge(t, b.addr(), "")
+	c := dialRaw(t, e.addr)
+	c.send("GET /up HTTP/1.1\r\nHost: h.test\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+	res, _, err := c.response("GET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d, want 101", res.StatusCode)
+	}
+	c.send(http2.ClientPreface)
+	fr := http2.NewFramer(c.c, c.br)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	if a := h2Read(fr); a.reset || a.status != 200 || a.body != "ok /up 0" {
+		t.Fatalf("stream 1 after the upgrade: %+v", a)
 	}
 }

@@ -94,6 +94,17 @@ endpoints:
 		}
 	})
 
+	// h2c is for cleartext only (RFC 7540 §3.2): over TLS the Upgrade is
+	// ignored and the request served as HTTP/1.1.
+	t.Run("Upgrade h2c over TLS", func(t *testing.T) {
+		c := dialTLS(t)
+		c.send("GET /h2c HTTP/1.1\r\nHost: app.test\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+		res, body, err := c.response("GET")
+		if err != nil || res.StatusCode != http.StatusOK || body != "ok /h2c 0" {
+			t.Fatalf("%v %v %q", res, err, body)
+		}
+	})
+
 	t.Run("valid request still served", func(t *testing.T) {
 		c := dialTLS(t)
 		c.send("GET /fine HTTP/1.1\r\nHost: app.test\r\n\r\n")

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluicehq/sluice/exchange"
 	"github.com/sluicehq/sluice/internal/reload"
+	"github.com/sluicehq/sluice/internal/testlog"
 )
 
 func versionPolicy(id string, v int) string {
@@ -75,30 +75,13 @@ func serve(t testing.TB, h *Handle) (string, string, *exchange.Exchange) {
 	return x.Req.Header.Get("X-Version"), x.Res.Header.Get("X-Version"), x
 }
 
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestFileHandleWatchReload(t *testing.T) {
 	id := fmt.Sprintf("watch%d", time.Now().UnixNano())
 	dir := t.TempDir()
 	path := filepath.Join(dir, "policy.yaml")
 	renameSave(t, path, versionPolicy(id, 1))
 
-	var logs logBuf
+	var logs testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	w, err := reload.NewWatcher(log)
 	if err != nil {

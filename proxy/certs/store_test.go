@@ -12,34 +12,16 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/reload"
 	"github.com/sluicehq/sluice/internal/testcert"
+	"github.com/sluicehq/sluice/internal/testlog"
 )
 
-// logBuf collects log output safely across goroutines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newStore(t *testing.T) (*Store, *logBuf) {
-	lb := &logBuf{}
+func newStore(t *testing.T) (*Store, *testlog.Buffer) {
+	lb := &testlog.Buffer{}
 	s := NewStore(slog.New(slog.NewTextHandler(lb, nil)))
 	t.Cleanup(s.Close)
 	return s, lb

@@ -27,6 +27,20 @@ func newStore(t *testing.T) (*Store, *testlog.Buffer) {
 	return s, lb
 }
 
+// watchedStore is a Store loaded with pairs and following their files
+// through a live Watcher.
+func watchedStore(t *testing.T, pairs ...Pair) (*Store, *testlog.Buffer) {
+	t.Helper()
+	s, logs := newStore(t)
+	if err := s.Load(pairs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Watch(watcher(t)); err != nil {
+		t.Fatal(err)
+	}
+	return s, logs
+}
+
 type fixture struct {
 	dir     string
 	a, b, c Pair
@@ -215,13 +229,7 @@ func hasName(s *Store, name string) func() bool {
 
 func TestReloadOnRewrite(t *testing.T) {
 	f := setup(t)
-	s, _ := newStore(t)
-	if err := s.Load([]Pair{f.a, f.b}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Watch(watcher(t)); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := watchedStore(t, f.a, f.b)
 	addr := tlsServer(t, s)
 
 	testcert.Write(t, f.b.Cert, f.b.Key, "new.example.com")
@@ -237,13 +245,7 @@ func TestReloadOnRewrite(t *testing.T) {
 
 func TestReloadOnAtomicRename(t *testing.T) {
 	f := setup(t)
-	s, _ := newStore(t)
-	if err := s.Load([]Pair{f.a}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Watch(watcher(t)); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := watchedStore(t, f.a)
 	certPEM, keyPEM := testcert.PEM(t, "renamed.example.com")
 	for file, data := range map[string][]byte{f.a.Cert: certPEM, f.a.Key: keyPEM} {
 		tmp := file + ".tmp"
@@ -259,13 +261,7 @@ func TestReloadOnAtomicRename(t *testing.T) {
 
 func TestBrokenFileKeepsOldThenFixed(t *testing.T) {
 	f := setup(t)
-	s, logs := newStore(t)
-	if err := s.Load([]Pair{f.a, f.b}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Watch(watcher(t)); err != nil {
-		t.Fatal(err)
-	}
+	s, logs := watchedStore(t, f.a, f.b)
 	addr := tlsServer(t, s)
 	good, _ := os.ReadFile(f.b.Cert)
 
@@ -292,13 +288,7 @@ func TestBrokenFileKeepsOldThenFixed(t *testing.T) {
 
 func TestWatchFollowsLoad(t *testing.T) {
 	f := setup(t)
-	s, _ := newStore(t)
-	if err := s.Load([]Pair{f.a}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Watch(watcher(t)); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := watchedStore(t, f.a)
 	// A new configuration swaps pair a for pair c: c's files are watched.
 	if err := s.Load([]Pair{f.c}); err != nil {
 		t.Fatal(err)

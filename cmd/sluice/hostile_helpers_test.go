@@ -289,6 +289,11 @@ func serveRaw(t *testing.T, serve func(c net.Conn)) net.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, ln, serve)
+}
+
+// serveOn is serveRaw on a listener of the caller's (a unix socket).
+func serveOn(t *testing.T, ln net.Listener, serve func(c net.Conn)) net.Listener {
 	var wg sync.WaitGroup
 	var open sync.Map
 	go func() {

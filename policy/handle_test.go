@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,7 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluicehq/sluice/exchange"
-	"github.com/sluicehq/sluice/internal/reload"
+	"github.com/sluicehq/sluice/internal/reload/reloadtest"
 	"github.com/sluicehq/sluice/internal/testlog"
 )
 
@@ -83,14 +82,7 @@ func TestFileHandleWatchReload(t *testing.T) {
 
 	var logs testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	w, err := reload.NewWatcher(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Debounce = 20 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
+	w := reloadtest.Start(t, log, 20*time.Millisecond)
 
 	reg := prometheus.NewRegistry()
 	h, err := NewFileHandle(path, Options{Log: log, Registerer: reg, Watcher: w})
@@ -342,14 +334,7 @@ func TestSharedPolicyFile(t *testing.T) {
 	id := fmt.Sprintf("shared%d", time.Now().UnixNano())
 	path := filepath.Join(t.TempDir(), "shared.yaml")
 	renameSave(t, path, versionPolicy(id, 1))
-	w, err := reload.NewWatcher(slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Debounce = 20 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
+	w := reloadtest.Start(t, nil, 20*time.Millisecond)
 
 	opts := Options{Log: slog.New(slog.DiscardHandler), Watcher: w}
 	reloads := make(chan string, 16)

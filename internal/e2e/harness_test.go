@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/reload"
+	"github.com/sluicehq/sluice/internal/reload/reloadtest"
 	"github.com/sluicehq/sluice/internal/testcert"
 	"github.com/sluicehq/sluice/internal/testlog"
 	"github.com/sluicehq/sluice/policy"
@@ -136,16 +137,7 @@ func startWith(t testing.TB, s setup, eps ...ep) *env {
 	e.back = newBackend(t, s.Respond)
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if s.Watch {
-		w, err := reload.NewWatcher(log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Debounce = 10 * time.Millisecond
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); w.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		e.watcher = w
+		e.watcher = reloadtest.Start(t, log, 10*time.Millisecond)
 	}
 	opts := proxy.Options{Log: log}
 	if s.Trusted {

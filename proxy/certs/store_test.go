@@ -2,7 +2,6 @@ package certs
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/reload"
+	"github.com/sluicehq/sluice/internal/reload/reloadtest"
 	"github.com/sluicehq/sluice/internal/testcert"
 	"github.com/sluicehq/sluice/internal/testlog"
 )
@@ -199,16 +199,7 @@ func TestTruncatedSecondBlock(t *testing.T) {
 }
 
 func watcher(t *testing.T) *reload.Watcher {
-	w, err := reload.NewWatcher(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Debounce = 10 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return w
+	return reloadtest.Start(t, nil, 10*time.Millisecond)
 }
 
 // eventually polls cond for up to 10s: reloads are asynchronous.

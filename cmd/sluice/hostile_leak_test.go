@@ -203,7 +203,7 @@ func (e *edge) checkSettled(t *testing.T, base sluiceStats, what string) {
 func TestHostileLeaks(t *testing.T) {
 	t.Parallel()
 	dead := freePort(t) // nothing listens there: connection refused
-	e := startEdge(t, newLeakBackend(t), "  response_header_timeout: 1s\n")
+	e := startEdge(t, newLeakBackend(t), "  response_header_timeout: 1s\n  read_header_timeout: 1s\n")
 	e.addEndpoint(t, "http://dead.test", dead)
 	if bad := burst(e.addr, "/", 100, 200); bad != 0 {
 		t.Fatalf("warm-up: %d failures", bad)
@@ -249,6 +249,11 @@ func TestHostileLeaks(t *testing.T) {
 		c := dialRaw(t, e.addr)
 		c.send("GET /hang HTTP/1.1\r\nHost: h.test\r\n\r\n")
 		c.c.Close()
+	}
+	for i := 0; i < 10; i++ {
+		// Stalled mid-header and left open: sluice must cut these itself.
+		c := dialRaw(t, e.addr)
+		c.send("GET / HTTP/1.1\r\nHost: h.")
 	}
 	h2cSessions(t, e.addr)
 	e.checkSettled(t, base, "after 2000 requests, aborts, websockets and upstream failures")

@@ -113,17 +113,28 @@ unit: ## go test -race ./... (TESTFLAGS=... to change)
 # Every `func FuzzX(` in a _test.go file gets a short run, one package and one
 # target per `go test -fuzz` call (go test refuses more). New targets join by
 # existing; a crash fails the build and leaves its input in testdata/fuzz.
+#
+# Go 1.26's fuzz coordinator can report a bare "context deadline exceeded"
+# when -fuzztime ends while a worker is busy, mostly on loaded machines
+# (golang/go#75804, fixed in Go 1.27). That is not a finding: without a
+# "Failing input written to" line it is reported and skipped.
 .PHONY: fuzz
 fuzz: ## every Fuzz target for 10s (FUZZTIME=...)
-	@n=0; while IFS= read -r f; do \
+	@n=0; flaked=0; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	while IFS= read -r f; do \
 	  dir=$$(dirname "$$f"); \
 	  for fn in $$(grep -oE '^func Fuzz[A-Za-z0-9_]*\(' "$$f" | sed -E 's/^func //; s/\($$//'); do \
 	    echo "fuzz: $$fn in ./$${dir#./} for $(FUZZTIME)"; \
-	    $(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) "./$${dir#./}"; \
+	    if ! $(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) "./$${dir#./}" 2>&1 | tee "$$log"; then \
+	      if grep -q 'context deadline exceeded' "$$log" && ! grep -q 'Failing input written to' "$$log"; then \
+	        echo "fuzz: $$fn: Go fuzz-coordinator deadline race (golang/go#75804), no failing input; not a finding"; \
+	        flaked=$$((flaked+1)); \
+	      else exit 1; fi; \
+	    fi; \
 	    n=$$((n+1)); \
 	  done; \
 	done < <(grep -rlE --include='*_test.go' --exclude-dir=testdata --exclude-dir=out --exclude-dir=.git '^func Fuzz[A-Za-z0-9_]*\(' . | sort); \
-	echo "fuzz: $$n targets run"
+	echo "fuzz: $$n targets run ($$flaked hit the coordinator deadline race)"
 
 .PHONY: h2spec
 h2spec: build h2spec-deps ## HTTP/2 conformance (h2spec) against sluice over TLS

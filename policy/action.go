@@ -153,7 +153,14 @@ type State struct {
 	// unexported: lazy CEL activation, see eval.go.
 	ev    *evaluation
 	local map[string]any // vars when there is neither X nor Conn (tests)
+
+	noResults bool // the policy never reads actions.*
 }
+
+// WantsResults reports whether anything can read the result variables
+// (actions.ngrok.*) of this run. Actions skip building them when not: in
+// most policies nothing reads them, and they cost allocations per request.
+func (s *State) WantsResults() bool { return !s.noResults }
 
 // Interface guard for documentation: exchange.Hooks is what the engine
 // offers to the proxy (see Handle).

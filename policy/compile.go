@@ -36,6 +36,9 @@ type compiler struct {
 	lines  []string
 	env    *cel.Env
 	phases int // phases the code being compiled runs in (0: unchecked)
+	// results is set once an expression reads actions.*: only then do
+	// actions build their result variables (see State.WantsResults).
+	results bool
 }
 
 func newCompiler(file string, src []byte) *compiler {
@@ -252,6 +255,9 @@ func (c *compiler) exprAt(src string, n *yaml.Node, base int, wantBool bool) (*E
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
 		r := native.ReferenceMap()[id]
+		if strings.HasPrefix(r.Name, "actions") {
+			c.results = true
+		}
 		i, ok := varIndex[r.Name]
 		if !ok || variables[i].phases&c.phases == c.phases || seen[r.Name] {
 			continue

@@ -38,6 +38,7 @@ func (p *Policy) RunConnect(c *exchange.Conn) error {
 		return nil
 	}
 	s := newState(OnTCPConnect, c, nil, p.log)
+	s.noResults = !p.results
 	defer s.free()
 	return p.run(OnTCPConnect, s)
 }
@@ -48,6 +49,7 @@ func (p *Policy) RunRequest(x *exchange.Exchange) error {
 		return nil
 	}
 	s := newState(OnHTTPRequest, nil, x, p.logFor(x))
+	s.noResults = !p.results
 	defer s.free()
 	return p.run(OnHTTPRequest, s)
 }
@@ -58,6 +60,7 @@ func (p *Policy) RunResponse(x *exchange.Exchange) error {
 		return nil
 	}
 	s := newState(OnHTTPResponse, nil, x, p.logFor(x))
+	s.noResults = !p.results
 	defer s.free()
 	return p.run(OnHTTPResponse, s)
 }

@@ -325,9 +325,12 @@ func functions() []cel.EnvOption {
 					return types.Int(int64(l) + rand.Int64N(int64(h-l)+1))
 				}))),
 		cel.Function("_sluice_get", cel.Overload("_sluice_get_map_string",
-			[]*cel.Type{cel.MapType(S, cel.ListType(S)), S}, cel.ListType(S), cel.BinaryBinding(lookupList))),
+			// Dyn, not map(string, list(string)): these are only reached through
+			// macros over fixed variables, and a parameterised map type makes
+			// cel-go check every entry's type on each call.
+			[]*cel.Type{Dyn, S}, cel.ListType(S), cel.BinaryBinding(lookupList))),
 		cel.Function("_sluice_first", cel.Overload("_sluice_first_map_string",
-			[]*cel.Type{cel.MapType(S, cel.ListType(cel.MapType(S, Dyn))), S}, cel.MapType(S, Dyn), cel.BinaryBinding(lookupFirst))),
+			[]*cel.Type{Dyn, S}, cel.MapType(S, Dyn), cel.BinaryBinding(lookupFirst))),
 	}
 	for name := range hashes {
 		n := name

@@ -27,6 +27,11 @@ type Handle struct {
 	src    [sha256.Size]byte
 	active string // hash labelled active in the metrics
 	closed atomic.Bool
+	// unwatch ends this handle's subscription to its file. Each handle
+	// subscribes on its own (reload.Watcher.Subscribe), so endpoints that
+	// share one policy file all follow it and closing one leaves the
+	// others watching.
+	unwatch func()
 
 	reloaded func(error) // tests: told of every watcher-triggered reload
 }
@@ -43,14 +48,16 @@ func NewFileHandle(path string, opts Options) (*Handle, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if opts.Watcher != nil {
-		if err := watchFile(opts.Watcher, path, h); err != nil {
+		cancel, err := opts.Watcher.Subscribe(path, func(string) { h.watchReload() })
+		if err != nil {
 			return nil, fmt.Errorf("policy: watch %s: %w", path, err)
 		}
+		h.unwatch = cancel
 	}
 	fail := func(err error) (*Handle, error) {
 		h.closed.Store(true)
-		if opts.Watcher != nil {
-			unwatchFile(opts.Watcher, path, h)
+		if h.unwatch != nil {
+			h.unwatch()
 		}
 		return nil, err
 	}
@@ -164,8 +171,8 @@ func (h *Handle) Close() {
 	if h.closed.Swap(true) {
 		return
 	}
-	if h.path != "" && h.opts.Watcher != nil {
-		unwatchFile(h.opts.Watcher, h.path, h)
+	if h.unwatch != nil {
+		h.unwatch()
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -18,7 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluicehq/sluice/exchange"
-	"github.com/sluicehq/sluice/internal/reload"
+	"github.com/sluicehq/sluice/internal/reload/reloadtest"
+	"github.com/sluicehq/sluice/internal/testlog"
 )
 
 func versionPolicy(id string, v int) string {
@@ -75,39 +74,15 @@ func serve(t testing.TB, h *Handle) (string, string, *exchange.Exchange) {
 	return x.Req.Header.Get("X-Version"), x.Res.Header.Get("X-Version"), x
 }
 
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestFileHandleWatchReload(t *testing.T) {
 	id := fmt.Sprintf("watch%d", time.Now().UnixNano())
 	dir := t.TempDir()
 	path := filepath.Join(dir, "policy.yaml")
 	renameSave(t, path, versionPolicy(id, 1))
 
-	var logs logBuf
+	var logs testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	w, err := reload.NewWatcher(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Debounce = 20 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
+	w := reloadtest.Start(t, log, 20*time.Millisecond)
 
 	reg := prometheus.NewRegistry()
 	h, err := NewFileHandle(path, Options{Log: log, Registerer: reg, Watcher: w})
@@ -359,14 +334,7 @@ func TestSharedPolicyFile(t *testing.T) {
 	id := fmt.Sprintf("shared%d", time.Now().UnixNano())
 	path := filepath.Join(t.TempDir(), "shared.yaml")
 	renameSave(t, path, versionPolicy(id, 1))
-	w, err := reload.NewWatcher(slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Debounce = 20 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
+	w := reloadtest.Start(t, nil, 20*time.Millisecond)
 
 	opts := Options{Log: slog.New(slog.DiscardHandler), Watcher: w}
 	reloads := make(chan string, 16)

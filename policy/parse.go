@@ -42,6 +42,7 @@ type Policy struct {
 	closers   []Closer
 	log       *slog.Logger
 	closeOnce sync.Once
+	results   bool // some expression or template reads actions.*
 }
 
 type rule struct {
@@ -196,6 +197,7 @@ func build(name string, src []byte, root *yaml.Node, o Options) (*Policy, error)
 		p.Close()
 		return nil, joinErrs(b.errs)
 	}
+	p.results = b.c.results
 	return p, nil
 }
 

@@ -145,14 +145,15 @@ func (e *staleError) Unwrap() error { return e.err }
 // roundTrip sends the request to this target and reads the response head.
 func (p *connPool) roundTrip(xs *xstate, upgrade bool) (*exchange.Response, error) {
 	fresh := upgrade // an upgraded connection never returns to the pool
-	req := xs.x.Req
-	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	small := xs.small
-	streaming := hasBody && small == nil
 	for attempt := 0; ; attempt++ {
 		var pc *pconn
 		for !fresh {
-			if pc = p.get(); pc == nil || !streaming || connAlive(pc.c) {
+			// Every reuse checks the socket: bytes an upstream sent after
+			// its answer (a body on HEAD, past Content-Length) would become
+			// the next client's answer, and a closed connection cannot take
+			// an upload that was already started.
+			if pc = p.get(); pc == nil || connAlive(pc.c) {
 				break
 			}
 			pc.close()
@@ -421,7 +422,9 @@ func (b *h1Body) release(ok bool) {
 	b.done = true
 	pc := b.pc
 	b.pc = nil
-	if ok && b.reuse && (b.bw == nil || b.bw.ok()) {
+	// Bytes left after the answer (a body on HEAD/204, more than
+	// Content-Length) would become the next request's answer.
+	if ok && b.reuse && (b.bw == nil || b.bw.ok()) && pc.br.Buffered() == 0 {
 		pc.p.put(pc)
 	} else {
 		pc.close()

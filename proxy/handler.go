@@ -74,7 +74,7 @@ var (
 
 // serveHTTP is the net/http handler of every listener.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor == 1 && r.TLS == nil && isH2CUpgrade(r.Header) && !connTLS(r) {
+	if r.ProtoMajor == 1 && r.TLS == nil && isH2CUpgrade(r.Header) && !connTLS(r) && (r.Body == nil || r.Body == http.NoBody) {
 		// The h2c handler hijacks the connection; track it so that
 		// Shutdown closes it at the deadline like other upgrades.
 		s.h2c.ServeHTTP(&trackingHijacker{ResponseWriter: w, s: s}, r)

@@ -265,7 +265,7 @@ func (l *listener) handle(c net.Conn) {
 // peek reads the first byte of a connection (within the header timeout);
 // nil means the connection was closed.
 func (l *listener) peek(c net.Conn) (net.Conn, byte) {
-	bc := &peekConn{Conn: c, br: bufio.NewReaderSize(c, 16)}
+	bc := &peekConn{Conn: c, br: bufio.NewReaderSize(c, 4096)}
 	c.SetReadDeadline(time.Now().Add(l.s.limits.ReadHeaderTimeout))
 	b, err := bc.br.Peek(1)
 	c.SetReadDeadline(time.Time{})

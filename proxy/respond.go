@@ -88,9 +88,10 @@ func contentLength(cur []string, n int64) []string {
 	return []string{strconv.FormatInt(n, 10)}
 }
 
-// copyBody streams the response body. Bodies of unknown length and event
-// streams are flushed as soon as the upstream has nothing more buffered, so
-// streaming works without flushing on every small read of a big body.
+// copyBody streams the response body. What was read is flushed as soon as
+// the upstream has nothing more buffered, whatever the framing, so a slow
+// upstream's bytes reach the client at once while a fast one's big body is
+// not flushed on every small read.
 func copyBody(w http.ResponseWriter, res *exchange.Response) (int64, error) {
 	bp, pool := getBuf(res.ContentLength)
 	defer pool.Put(bp)
@@ -98,11 +99,12 @@ func copyBody(w http.ResponseWriter, res *exchange.Response) (int64, error) {
 	body := res.Body
 	defer body.Close()
 	fl, _ := w.(http.Flusher)
-	stream := res.ContentLength < 0
-	if ct := w.Header()["Content-Type"]; len(ct) > 0 && len(ct[0]) >= 17 && ct[0][:17] == "text/event-stream" {
-		stream = true
-	}
 	bb, _ := body.(interface{ buffered() int })
+	if fl != nil && bb != nil && bb.buffered() == 0 {
+		// The upstream sent its head but no body yet (a slow or long-poll
+		// answer): the client gets the head now, not when the body starts.
+		fl.Flush()
+	}
 	var n int64
 	for {
 		nr, rerr := body.Read(buf)
@@ -112,7 +114,7 @@ func copyBody(w http.ResponseWriter, res *exchange.Response) (int64, error) {
 			if werr != nil {
 				return n, errClientGone
 			}
-			if stream && fl != nil && rerr == nil && (bb == nil || bb.buffered() == 0) {
+			if fl != nil && rerr == nil && (bb == nil || bb.buffered() == 0) {
 				fl.Flush()
 			}
 		}

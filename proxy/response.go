@@ -117,7 +117,7 @@ func readResponseHead(br *bufio.Reader, scratch *[]byte, method string, h *respH
 			return errBadResponse
 		}
 		k, v := line[:c], strings.Trim(line[c+1:], " \t")
-		if !httpguts.ValidHeaderFieldName(k) {
+		if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
 			return errBadResponse
 		}
 		k = canonicalKey(k)
@@ -255,7 +255,7 @@ func (r *chunkedBody) Read(p []byte) (int, error) {
 			r.br.Discard(2)
 			return n, io.EOF
 		}
-		tr, terr := textproto.NewReader(r.br).ReadMIMEHeader()
+		tr, terr := readTrailer(r.br)
 		if terr != nil {
 			return n, io.ErrUnexpectedEOF
 		}
@@ -267,4 +267,30 @@ func (r *chunkedBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// readTrailer reads a trailer section within maxResponseHead bytes.
+func readTrailer(br *bufio.Reader) (http.Header, error) {
+	h := http.Header{}
+	total := 0
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return nil, err
+		}
+		total += len(line)
+		if total > maxResponseHead {
+			return nil, errors.New("trailer too large")
+		}
+		s := strings.TrimRight(string(line), "\r\n")
+		if s == "" {
+			return h, nil
+		}
+		k, v, ok := strings.Cut(s, ":")
+		v = strings.TrimSpace(v)
+		if !ok || !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
+			return nil, errors.New("malformed trailer")
+		}
+		h.Add(k, v)
+	}
 }

@@ -185,3 +185,30 @@ func TestHostileForwardedHead(t *testing.T) {
 		})
 	}
 }
+
+// WebSocket smuggling: a client asks for an upgrade that the upstream
+// refuses (200/426 instead of 101). The connection must stay HTTP: the
+// client's next bytes are parsed by sluice as a request (and get its
+// headers), never piped raw to the upstream.
+func TestHostileRefusedUpgrade(t *testing.T) {
+	t.Parallel()
+	u := newKeepAliveUpstream(t)
+	e := startEdge(t, u.ln.Addr().String(), "")
+	m := u.mark()
+	c := dialRaw(t, e.addr)
+	c.send("GET /ws HTTP/1.1\r\nHost: h.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 1337\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	res, body, err := c.response("GET")
+	if err != nil || res.StatusCode == http.StatusSwitchingProtocols {
+		t.Fatalf("refused upgrade: %v %v %q", res, err, body)
+	}
+	c.send("GET /second HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n")
+	raw := c.rest()
+	heads := u.since(m)
+	if len(heads) != 2 {
+		t.Fatalf("upstream got %d requests %q; client got %q", len(heads), heads, raw)
+	}
+	if !strings.HasPrefix(heads[1], "GET /second ") || !strings.Contains(strings.ToLower(heads[1]), "x-request-id:") {
+		t.Errorf("second request reached the upstream without passing through sluice:\n%s", heads[1])
+	}
+}

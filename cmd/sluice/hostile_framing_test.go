@@ -34,6 +34,37 @@ func TestHostileFraming(t *testing.T) {
 		}
 	})
 
+	// A HEAD answer carries no body even though the upstream's
+	// Content-Length is kept: the next pipelined answer must not be eaten
+	// as its body.
+	t.Run("pipelined HEAD", func(t *testing.T) {
+		c := dialRaw(t, e.addr)
+		c.send("HEAD /h1 HTTP/1.1\r\nHost: h.test\r\n\r\nGET /h2 HTTP/1.1\r\nHost: h.test\r\n\r\n")
+		res, body, err := c.response("HEAD")
+		if err != nil || res.StatusCode != 200 || body != "" {
+			t.Fatalf("HEAD: %v %v %q", res, err, body)
+		}
+		res, body, err = c.response("GET")
+		if err != nil || res.StatusCode != 200 || body != "ok /h2 0" {
+			t.Fatalf("GET after HEAD: %v %v %q", res, err, body)
+		}
+	})
+
+	// An HTTP/1.0 client cannot take chunked: a body of unknown length is
+	// delimited by closing the connection.
+	t.Run("HTTP/1.0 client, streamed answer", func(t *testing.T) {
+		c := dialRaw(t, e.addr)
+		c.send("GET /stream HTTP/1.0\r\nHost: h.test\r\n\r\n")
+		raw := c.rest()
+		head, body, _ := strings.Cut(raw, "\r\n\r\n")
+		if !strings.HasPrefix(head, "HTTP/1.") || strings.Contains(strings.ToLower(head), "transfer-encoding") {
+			t.Fatalf("answer to HTTP/1.0: %q", head)
+		}
+		if body != "ok /stream 0" {
+			t.Errorf("body %q", body)
+		}
+	})
+
 	// Garbage after a valid pipelined request: the first is answered, the
 	// garbage gets a 400 and the connection closes.
 	t.Run("pipelined then garbage", func(t *testing.T) {

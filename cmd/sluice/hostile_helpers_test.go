@@ -30,6 +30,7 @@ type edge struct {
 	addr  string // the HTTP listener
 	admin string
 	dir   string
+	cfg   string // the config file's content
 }
 
 // startEdge runs `sluice serve` in front of upstream (a URL or host:port)
@@ -45,7 +46,7 @@ func startEdge(t *testing.T, upstream, limits string) *edge {
 	if limits != "" {
 		lim = "limits:\n" + limits
 	}
-	cfg := writeConfig(t, dir, fmt.Sprintf(`
+	cfg := fmt.Sprintf(`
 admin: 127.0.0.1:0
 log: {format: json}
 %s
@@ -53,9 +54,20 @@ endpoints:
   - url: http://:80
     listen: 127.0.0.1:0
     upstream: %s
-`, lim, upstream))
-	p := start(t, "serve", "-c", cfg)
-	return &edge{p: p, addr: p.addr("127.0.0.1:0"), admin: p.adminAddr(), dir: dir}
+`, lim, upstream)
+	p := start(t, "serve", "-c", writeConfig(t, dir, cfg))
+	p.waitLog(0, "started", msg("sluice started"))
+	return &edge{p: p, addr: p.addr("127.0.0.1:0"), admin: p.adminAddr(), dir: dir, cfg: cfg}
+}
+
+// addEndpoint adds an endpoint for url on the same listener (answering for
+// its host) and waits for the reload.
+func (e *edge) addEndpoint(t *testing.T, url, upstream string) {
+	t.Helper()
+	e.cfg += fmt.Sprintf("  - url: %s\n    listen: 127.0.0.1:0\n    upstream: http://%s\n", url, upstream)
+	n := e.p.nLines()
+	writeConfig(t, e.dir, e.cfg)
+	e.p.waitLog(n, "config reloaded", msg("config reloaded"))
 }
 
 // recReq is one request as the recording backend parsed it.
@@ -96,6 +108,9 @@ func newRecBackend(t *testing.T) *recBackend {
 			return
 		}
 		w.Header().Set("X-Backend-Path", r.URL.Path)
+		if r.URL.Path == "/stream" {
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+		}
 		fmt.Fprintf(w, "ok %s %d", r.URL.Path, len(body))
 	})}
 	go func() { _ = b.srv.Serve(ln) }()
@@ -274,6 +289,11 @@ func serveRaw(t *testing.T, serve func(c net.Conn)) net.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, ln, serve)
+}
+
+// serveOn is serveRaw on a listener of the caller's (a unix socket).
+func serveOn(t *testing.T, ln net.Listener, serve func(c net.Conn)) net.Listener {
 	var wg sync.WaitGroup
 	var open sync.Map
 	go func() {

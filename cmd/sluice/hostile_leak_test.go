@@ -84,7 +84,10 @@ func newLeakBackend(t *testing.T) string {
 
 // burst sends n GETs of path over short connections from leakWorkers
 // clients and returns how many did not answer want.
-func burst(addr, path string, n, want int) int {
+func burst(addr, path string, n, want int) int { return burstHost(addr, "", path, n, want) }
+
+// burstHost is burst with a Host header.
+func burstHost(addr, host, path string, n, want int) int {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	bad := 0
@@ -94,7 +97,11 @@ func burst(addr, path string, n, want int) int {
 			defer wg.Done()
 			c := newClient()
 			for i := w; i < n; i += leakWorkers {
-				res, err := c.Get("http://" + addr + path)
+				req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+				if host != "" {
+					req.Host = host
+				}
+				res, err := c.Do(req)
 				ok := err == nil && res.StatusCode == want
 				if err == nil {
 					io.Copy(io.Discard, res.Body)
@@ -195,7 +202,9 @@ func (e *edge) checkSettled(t *testing.T, base sluiceStats, what string) {
 // and descriptors return near where they started.
 func TestHostileLeaks(t *testing.T) {
 	t.Parallel()
-	e := startEdge(t, newLeakBackend(t), "  response_header_timeout: 1s\n")
+	dead := freePort(t) // nothing listens there: connection refused
+	e := startEdge(t, newLeakBackend(t), "  response_header_timeout: 1s\n  read_header_timeout: 1s\n")
+	e.addEndpoint(t, "http://dead.test", dead)
 	if bad := burst(e.addr, "/", 100, 200); bad != 0 {
 		t.Fatalf("warm-up: %d failures", bad)
 	}
@@ -229,6 +238,9 @@ func TestHostileLeaks(t *testing.T) {
 	if bad := burst(e.addr, "/reset", 40, 502); bad != 0 {
 		t.Errorf("resetting upstream: %d answers were not 502", bad)
 	}
+	if bad := burstHost(e.addr, "dead.test", "/", 40, 502); bad != 0 {
+		t.Errorf("refused upstream: %d answers were not 502", bad)
+	}
 	if bad := burst(e.addr, "/hang", 8, 504); bad != 0 {
 		t.Errorf("silent upstream: %d answers were not 504", bad)
 	}
@@ -237,6 +249,11 @@ func TestHostileLeaks(t *testing.T) {
 		c := dialRaw(t, e.addr)
 		c.send("GET /hang HTTP/1.1\r\nHost: h.test\r\n\r\n")
 		c.c.Close()
+	}
+	for i := 0; i < 10; i++ {
+		// Stalled mid-header and left open: sluice must cut these itself.
+		c := dialRaw(t, e.addr)
+		c.send("GET / HTTP/1.1\r\nHost: h.")
 	}
 	h2cSessions(t, e.addr)
 	e.checkSettled(t, base, "after 2000 requests, aborts, websockets and upstream failures")

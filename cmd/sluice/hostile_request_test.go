@@ -123,6 +123,10 @@ func hostileCases() []hostileCase {
 			status: []int{431}, close: true},
 		{name: "too many headers", req: "GET / HTTP/1.1\r\nHost: h.test\r\n" + manyHeaders.String() + "\r\n",
 			status: []int{431}, close: true},
+		{name: "TLS hello on a plain port", req: "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + strings.Repeat("\x00", 40) + "\r\n\r\n", status: []int{400}, close: true},
+		{name: "binary garbage", req: "\xff\xfe\x00\x01garbage\r\n\r\n", status: []int{400}, close: true},
+		{name: "blank lines before the request", req: "\r\n\r\nGET / HTTP/1.1\r\nHost: h.test\r\n\r\n", status: []int{200, 400}},
+		{name: "h2 preface then garbage", req: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + strings.Repeat("\xff", 64), status: nil, close: true},
 		{name: "Connection: close", req: "GET / HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n", status: []int{200}, close: true},
 		{name: "Upgrade h2c without settings", req: "GET / HTTP/1.1\r\nHost: h.test\r\nUpgrade: h2c\r\n\r\n", status: []int{200},
 			check: func(t *testing.T, r *recReq) {
@@ -148,6 +152,13 @@ func TestHostileRequests(t *testing.T) {
 			c := dialRaw(t, e.addr)
 			go c.c.Write([]byte(tc.req)) // big requests may be refused before they are read
 			method, _, _ := strings.Cut(tc.req, " ")
+			if tc.status == nil {
+				// Not HTTP/1 at all: the connection just has to end.
+				if closed, _ := c.closedByPeer(); !closed {
+					t.Errorf("connection left open")
+				}
+				return
+			}
 			res, body, err := c.response(method)
 			if err != nil {
 				t.Fatalf("no answer: %v", err)

@@ -186,6 +186,9 @@ func TestHostileUpstreamDrip(t *testing.T) {
 		{"content-length", "Content-Length: 10\r\n", "first", "-last"},
 		{"chunked", "Transfer-Encoding: chunked\r\n", "5\r\nfirst\r\n", "5\r\n-last\r\n0\r\n\r\n"},
 		{"until-close", "", "first", "-last"},
+		// An event stream or long poll whose first event comes late: the
+		// client must get the head at once.
+		{"head-only", "Transfer-Encoding: chunked\r\n", "", "4\r\nlate\r\n0\r\n\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := make(chan struct{})
@@ -199,6 +202,20 @@ func TestHostileUpstreamDrip(t *testing.T) {
 			})
 			c := dialRaw(t, e.addr)
 			c.send("GET /drip-" + tc.name + " HTTP/1.1\r\nHost: h.test\r\n\r\n")
+			if tc.first == "" {
+				// Only the head was sent: it alone must come through.
+				c.c.SetReadDeadline(time.Now().Add(2 * closeWait))
+				res, err := http.ReadResponse(c.br, nil)
+				if err != nil {
+					t.Fatalf("head held back until the body starts: %v", err)
+				}
+				close(got)
+				rest, err := io.ReadAll(res.Body)
+				if err != nil || string(rest) != "late" {
+					t.Fatalf("body %q %v", rest, err)
+				}
+				return
+			}
 			c.c.SetReadDeadline(time.Now().Add(2 * closeWait))
 			res, err := http.ReadResponse(c.br, nil)
 			if err != nil {

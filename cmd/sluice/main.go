@@ -6,6 +6,7 @@ package main
 
 import (
 	"os"
+	"runtime/debug"
 
 	"github.com/sluicehq/sluice/internal/cli"
 	_ "github.com/sluicehq/sluice/policy/actions" // built-in actions register themselves
@@ -15,6 +16,13 @@ import (
 var version = "dev"
 
 func main() {
+	// A proxy's live heap is small (pooled buffers, per-request state) and
+	// its garbage is short-lived, so the default GOGC=100 collects far more
+	// often than needed: 400 cut proxy CPU per request by about 10% in
+	// profiles. GOGC in the environment still wins.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(400)
+	}
 	cli.Version = version
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

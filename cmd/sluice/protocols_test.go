@@ -147,16 +147,7 @@ func TestTCPToUnixSocket(t *testing.T) {
 	if err != nil {
 		t.Skipf("unix sockets: %v", err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
+	serveOn(t, ln, func(c net.Conn) { _, _ = io.Copy(c, c) })
 	p := start(t, "tcp", "unix:"+sock, "--listen", "127.0.0.1:0", "--log-format", "json")
 	c, err := net.Dial("tcp", p.addr("127.0.0.1:0"))
 	if err != nil {

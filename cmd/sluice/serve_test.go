@@ -56,20 +56,7 @@ func TestHTTPCommandDefaultListen(t *testing.T) {
 // `sluice tcp` pipes bytes to a TCP service.
 func TestTCPCommand(t *testing.T) {
 	t.Parallel()
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
+	echo := serveRaw(t, func(c net.Conn) { _, _ = io.Copy(c, c) })
 	p := start(t, "tcp", echo.Addr().String(), "--listen", "127.0.0.1:0", "--log-format", "json")
 	c, err := net.Dial("tcp", p.addr("127.0.0.1:0"))
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/cli"
+	"github.com/sluicehq/sluice/internal/testlog"
 )
 
 const denyConnect = `
@@ -181,7 +182,7 @@ func TestBrokenPolicyAtStart(t *testing.T) {
 // 10 s (a broken policy must stop it before it serves).
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb logBuffer
+	var out, errb testlog.Buffer
 	done := make(chan int, 1)
 	go func() { done <- cli.Main(args, &out, &errb) }()
 	select {

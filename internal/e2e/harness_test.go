@@ -5,7 +5,6 @@ package e2e
 // URL through the proxy's loopback listener whatever host the URL names.
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,13 +20,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/reload"
+	"github.com/sluicehq/sluice/internal/reload/reloadtest"
 	"github.com/sluicehq/sluice/internal/testcert"
+	"github.com/sluicehq/sluice/internal/testlog"
 	"github.com/sluicehq/sluice/policy"
 	_ "github.com/sluicehq/sluice/policy/actions" // the built-in actions register themselves
 	"github.com/sluicehq/sluice/proxy"
@@ -115,7 +115,7 @@ type env struct {
 	t        testing.TB
 	srv      *proxy.Server
 	back     *backend
-	logs     *logBuffer
+	logs     *testlog.Buffer
 	roots    *x509.CertPool
 	dir      string
 	files    map[string]string // endpoint URL → its policy file
@@ -132,21 +132,12 @@ func start(t testing.TB, eps ...ep) *env { return startWith(t, setup{}, eps...) 
 // use loadPolicy to check load errors.
 func startWith(t testing.TB, s setup, eps ...ep) *env {
 	t.Helper()
-	e := &env{t: t, logs: &logBuffer{}, roots: x509.NewCertPool(), dir: t.TempDir(),
+	e := &env{t: t, logs: &testlog.Buffer{}, roots: x509.NewCertPool(), dir: t.TempDir(),
 		files: map[string]string{}, handles: map[string]*policy.Handle{}, hostBind: map[string]string{}}
 	e.back = newBackend(t, s.Respond)
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if s.Watch {
-		w, err := reload.NewWatcher(log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Debounce = 10 * time.Millisecond
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); w.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		e.watcher = w
+		e.watcher = reloadtest.Start(t, log, 10*time.Millisecond)
 	}
 	opts := proxy.Options{Log: log}
 	if s.Trusted {
@@ -249,24 +240,6 @@ func (e *env) lookup(key string) (string, error) {
 // failing the test.
 func (e *env) addrFor(host string) (string, error) {
 	return e.lookup(e.hostBind[strings.ToLower(host)])
-}
-
-// logBuffer collects log lines from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func writeFile(t testing.TB, path, data string) {

@@ -42,11 +42,15 @@ func newAddHeaders(c *policy.Config) (policy.Action, error) {
 
 // Run adds the headers to the request or response of the current phase.
 func (a *AddHeaders) Run(s *policy.State) error {
-	vals, err := a.h.eval(s)
+	var buf [8]string
+	vals, err := a.h.evalInto(s, buf[:])
 	if err != nil {
 		return err
 	}
-	added := make(map[string]any, len(vals))
+	var added map[string]any
+	if s.WantsResults() {
+		added = make(map[string]any, len(vals))
+	}
 	switch {
 	case s.Phase == policy.OnHTTPRequest && s.X != nil && s.X.Req != nil:
 		if s.X.Req.Header == nil {
@@ -56,22 +60,30 @@ func (a *AddHeaders) Run(s *policy.State) error {
 			if name == "host" {
 				s.X.Req.Host = vals[i]
 			} else {
-				s.X.Req.Header.Add(name, vals[i])
+				k := a.h.canon[i]
+				s.X.Req.Header[k] = append(s.X.Req.Header[k], vals[i])
 			}
-			added[name] = vals[i]
+			if added != nil {
+				added[name] = vals[i]
+			}
 		}
 	case s.Phase == policy.OnHTTPResponse && s.X != nil && s.X.Res != nil:
 		if s.X.Res.Header == nil {
 			s.X.Res.Header = make(map[string][]string)
 		}
 		for i, name := range a.h.names {
-			s.X.Res.Header.Add(name, vals[i])
-			added[name] = vals[i]
+			k := a.h.canon[i]
+			s.X.Res.Header[k] = append(s.X.Res.Header[k], vals[i])
+			if added != nil {
+				added[name] = vals[i]
+			}
 		}
 	default:
 		return nil
 	}
-	s.SetResult("add_headers", map[string]any{"headers_added": added})
+	if added != nil {
+		s.SetResult("add_headers", map[string]any{"headers_added": added})
+	}
 	return nil
 }
 

@@ -26,6 +26,7 @@ const maxHeaders = 10
 // are validated at load; values are evaluated per request.
 type headerTemplates struct {
 	names []string // sorted, lower case: deterministic order
+	canon []string // the names as http.Header keys, computed at load
 	vals  []*policy.Template
 }
 
@@ -53,6 +54,7 @@ func compileHeaders(c *policy.Config, field string, m map[string]policy.Template
 		t := m[name]
 		h.vals = append(h.vals, &t)
 		h.names[i] = strings.ToLower(name)
+		h.canon = append(h.canon, http.CanonicalHeaderKey(name))
 	}
 	return h, nil
 }
@@ -60,7 +62,12 @@ func compileHeaders(c *policy.Config, field string, m map[string]policy.Template
 // eval evaluates every value. Values must be valid header values: an
 // interpolation that yields a newline is an error, not a header injection.
 func (h headerTemplates) eval(s *policy.State) ([]string, error) {
-	out := make([]string, len(h.vals))
+	return h.evalInto(s, make([]string, 0, len(h.vals)))
+}
+
+// evalInto is eval appending to dst, so a caller can pass a stack buffer.
+func (h headerTemplates) evalInto(s *policy.State, dst []string) ([]string, error) {
+	out := dst[:0]
 	for i, t := range h.vals {
 		v, err := t.Eval(s)
 		if err != nil {
@@ -69,7 +76,7 @@ func (h headerTemplates) eval(s *policy.State) ([]string, error) {
 		if !httpguts.ValidHeaderFieldValue(v) {
 			return nil, fmt.Errorf("header %q: value %q contains characters not allowed in a header", h.names[i], v)
 		}
-		out[i] = v
+		out = append(out, v)
 	}
 	return out, nil
 }

@@ -96,7 +96,9 @@ func (a *Redirect) Run(s *policy.State) error {
 	}
 	h.Set("Location", loc)
 	s.X.Res = respond(a.StatusCode, h, "")
-	s.SetResult("redirect", map[string]any{"matches": toAny(groups), "url": loc})
+	if s.WantsResults() {
+		s.SetResult("redirect", map[string]any{"matches": toAny(groups), "url": loc})
+	}
 	return nil
 }
 

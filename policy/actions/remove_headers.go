@@ -64,13 +64,16 @@ func (a *RemoveHeaders) Run(s *policy.State) error {
 	if h == nil {
 		return nil
 	}
+	want := s.WantsResults()
 	removed := []any{}
 	for i, k := range a.canon {
-		if delHeader(h, k) {
+		if delHeader(h, k) && want {
 			removed = append(removed, a.Headers[i])
 		}
 	}
-	s.SetResult("remove_headers", map[string]any{"headers_removed": removed})
+	if want {
+		s.SetResult("remove_headers", map[string]any{"headers_removed": removed})
+	}
 	return nil
 }
 

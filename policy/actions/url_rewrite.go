@@ -67,7 +67,9 @@ func (a *URLRewrite) Run(s *policy.State) error {
 		return err
 	}
 	if groups == nil || out == orig {
-		s.SetResult("url_rewrite", map[string]any{"matches": toAny(groups), "url": orig})
+		if s.WantsResults() {
+			s.SetResult("url_rewrite", map[string]any{"matches": toAny(groups), "url": orig})
+		}
 		return nil
 	}
 	u, err := resolveURL(orig, out)
@@ -86,8 +88,9 @@ func (a *URLRewrite) Run(s *policy.State) error {
 		r.Path = "/"
 	}
 	r.RawQuery = u.RawQuery
-	final := requestURL(r)
-	s.SetResult("url_rewrite", map[string]any{"matches": toAny(groups), "url": final})
+	if s.WantsResults() {
+		s.SetResult("url_rewrite", map[string]any{"matches": toAny(groups), "url": requestURL(r)})
+	}
 	return nil
 }
 

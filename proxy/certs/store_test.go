@@ -2,7 +2,6 @@ package certs
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -12,37 +11,34 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/reload"
+	"github.com/sluicehq/sluice/internal/reload/reloadtest"
 	"github.com/sluicehq/sluice/internal/testcert"
+	"github.com/sluicehq/sluice/internal/testlog"
 )
 
-// logBuf collects log output safely across goroutines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newStore(t *testing.T) (*Store, *logBuf) {
-	lb := &logBuf{}
+func newStore(t *testing.T) (*Store, *testlog.Buffer) {
+	lb := &testlog.Buffer{}
 	s := NewStore(slog.New(slog.NewTextHandler(lb, nil)))
 	t.Cleanup(s.Close)
 	return s, lb
+}
+
+// watchedStore is a Store loaded with pairs and following their files
+// through a live Watcher.
+func watchedStore(t *testing.T, pairs ...Pair) (*Store, *testlog.Buffer) {
+	t.Helper()
+	s, logs := newStore(t)
+	if err := s.Load(pairs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Watch(watcher(t)); err != nil {
+		t.Fatal(err)
+	}
+	return s, logs
 }
 
 type fixture struct {
@@ -203,16 +199,7 @@ func TestTruncatedSecondBlock(t *testing.T) {
 }
 
 func watcher(t *testing.T) *reload.Watcher {
-	w, err := reload.NewWatcher(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Debounce = 10 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return w
+	return reloadtest.Start(t, nil, 10*time.Millisecond)
 }
 
 // eventually polls cond for up to 10s: reloads are asynchronous.
@@ -233,13 +220,7 @@ func hasName(s *Store, name string) func() bool {
 
 func TestReloadOnRewrite(t *testing.T) {
 	f := setup(t)
-	s, _ := newStore(t)
-	if err := s.Load([]Pair{f.a, f.b}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Watch(watcher(t)); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := watchedStore(t, f.a, f.b)
 	addr := tlsServer(t, s)
 
 	testcert.Write(t, f.b.Cert, f.b.Key, "new.example.com")
@@ -255,13 +236,7 @@ func TestReloadOnRewrite(t *testing.T) {
 
 func TestReloadOnAtomicRename(t *testing.T) {
 	f := setup(t)
-	s, _ := newStore(t)
-	if err := s.Load([]Pair{f.a}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Watch(watcher(t)); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := watchedStore(t, f.a)
 	certPEM, keyPEM := testcert.PEM(t, "renamed.example.com")
 	for file, data := range map[string][]byte{f.a.Cert: certPEM, f.a.Key: keyPEM} {
 		tmp := file + ".tmp"
@@ -277,13 +252,7 @@ func TestReloadOnAtomicRename(t *testing.T) {
 
 func TestBrokenFileKeepsOldThenFixed(t *testing.T) {
 	f := setup(t)
-	s, logs := newStore(t)
-	if err := s.Load([]Pair{f.a, f.b}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Watch(watcher(t)); err != nil {
-		t.Fatal(err)
-	}
+	s, logs := watchedStore(t, f.a, f.b)
 	addr := tlsServer(t, s)
 	good, _ := os.ReadFile(f.b.Cert)
 
@@ -310,13 +279,7 @@ func TestBrokenFileKeepsOldThenFixed(t *testing.T) {
 
 func TestWatchFollowsLoad(t *testing.T) {
 	f := setup(t)
-	s, _ := newStore(t)
-	if err := s.Load([]Pair{f.a}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Watch(watcher(t)); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := watchedStore(t, f.a)
 	// A new configuration swaps pair a for pair c: c's files are watched.
 	if err := s.Load([]Pair{f.c}); err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func (t *Target) String() string {
 //
 //	8080                        127.0.0.1:8080 over HTTP
 //	host:port, [::1]:port       HTTP to that address
-//	http://h[:p], https://h[:p] HTTP/1.1 (or h2 via ALPN for https); default ports 80, 443
+//	http://h[:p], https://h[:p] HTTP/1.1 (gRPC requests: h2); default ports 80, 443
 //	h2c://h[:p]                 cleartext HTTP/2 (gRPC backends); default port 80
 //	unix:/path/to.sock          HTTP/1.1 over a unix socket (also unix:///path)
 //	tcp://host:port             raw TCP (tcp/tls endpoints)

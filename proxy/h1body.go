@@ -254,10 +254,18 @@ func (b *h1body) readTrailers() error {
 	}
 }
 
+// stop ends the body without reading the rest: the connection is closing.
+func (b *h1body) stop() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+}
+
 // finish closes the body after the handler returned and reports whether
 // the connection can carry another request: the rest of the body is
 // discarded if it is small, and never when the client still waits for
 // "100 Continue" (it may not send the body at all).
+
 func (b *h1body) finish() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -244,6 +244,18 @@ func (c *h1conn) serveOne() bool {
 	}
 	werr := c.w.finish()
 	keep := werr == nil && !c.closeAfter && !c.shutting()
+	if body != nil && !keep {
+		// The connection ends (Connection: close, e.g. after a 413): do
+		// not wait for a body nobody will read. Unblock a late reader,
+		// then half-close at once so the client sees the end now
+		// (RFC 9112 §9.6), lingering only briefly for unread bytes.
+		nc.SetReadDeadline(time.Now())
+		body.stop()
+		if werr == nil {
+			c.lingerClose()
+		}
+		return false
+	}
 	if body != nil {
 		// A late body reader (an upload goroutine) or a discard must not
 		// wait forever on a client that stopped sending.

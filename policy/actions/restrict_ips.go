@@ -115,7 +115,10 @@ func parseCIDR(s string) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8 or 2001:db8::/32", s)
 		}
-		if p.Addr().Is4In6() {
+		// An IPv4-mapped prefix is an IPv4 one, unless it is shorter than
+		// the mapping itself (::ffff:0.0.0.0/0 covers all of IPv6): then it
+		// stays an IPv6 prefix.
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		return p.Masked(), nil

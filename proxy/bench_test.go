@@ -16,13 +16,17 @@ import (
 
 // BenchmarkProxyGet1K measures one keep-alive GET of a 1 KiB body through
 // the proxy to a loopback backend, the shape wrk -c64 drives.
-func BenchmarkProxyGet1K(b *testing.B) {
+func BenchmarkProxyGet1K(b *testing.B) { benchGet1K(b, Options{}) }
+
+// benchGet1K drives parallel keep-alive GETs of a 1 KiB body through a
+// proxy built with opts.
+func benchGet1K(b *testing.B, opts Options) {
 	body := strings.Repeat("x", 1024)
 	be := backend(b, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, body)
 	})
-	s := start(b, Options{}, EndpointConfig{URL: "http://:80", Upstream: upstream.Config{URLs: []string{be.URL}}})
+	s := start(b, opts, EndpointConfig{URL: "http://:80", Upstream: upstream.Config{URLs: []string{be.URL}}})
 	a := addr(b, s, "127.0.0.1:0")
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DialContext: (&net.Dialer{}).DialContext}
 	defer tr.CloseIdleConnections()

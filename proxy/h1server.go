@@ -115,15 +115,16 @@ func (l *listener) serveH1(ci *connInfo, nc net.Conn, first byte) {
 	for !handedOff && c.serveOne() {
 	}
 	if c.hijacked {
-		// The handler owned nc and the buffers (and untracked them).
-		c.br, c.bw = nil, nil
-	} else {
-		l.h1.remove(c)
-		if g := ci.gauge; g != nil {
-			g.Dec()
-		}
-		nc.Close()
+		// The handler owns nc and the buffers (and untracked them), and
+		// may keep using the request, its header map and URL (the h2c
+		// upgrade serves it on another goroutine): c is not reused.
+		return
 	}
+	l.h1.remove(c)
+	if g := ci.gauge; g != nil {
+		g.Dec()
+	}
+	nc.Close()
 	c.release()
 }
 

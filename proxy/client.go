@@ -43,7 +43,18 @@ type pconn struct {
 	p      *connPool
 	idleAt time.Time
 	head   []byte // scratch for response heads
+	// raw waits for the response without a read that would fail with
+	// EAGAIN first (nil on TLS and other non-socket connections).
+	raw syscall.RawConn
+	// check asks for a liveness probe before the next reuse: the last
+	// answer had no body by definition (HEAD, 204, 304), the kind an
+	// upstream may wrongly follow with bytes after it was read.
+	check bool
 }
+
+// probeIdle is the idle time after which a pooled connection is probed
+// before reuse: the upstream may have closed it in the meantime.
+const probeIdle = time.Second
 
 func newConnPool(t *upstream.Target, e *endpoint) *connPool {
 	p := &connPool{t: t, e: e, limits: &e.limits}
@@ -57,15 +68,18 @@ func newConnPool(t *upstream.Target, e *endpoint) *connPool {
 	return p
 }
 
-func (p *connPool) get() *pconn {
+// get pops the most recently used idle connection and says for how long
+// it was idle.
+func (p *connPool) get() (*pconn, time.Duration) {
 	var stale []*pconn
 	var pc *pconn
+	var idle time.Duration
 	p.mu.Lock()
 	for n := len(p.idle); n > 0; n = len(p.idle) {
 		c := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
-		if time.Since(c.idleAt) > p.limits.UpstreamIdleTimeout {
+		if idle = time.Since(c.idleAt); idle > p.limits.UpstreamIdleTimeout {
 			stale = append(stale, c)
 			continue
 		}
@@ -76,7 +90,7 @@ func (p *connPool) get() *pconn {
 	for _, c := range stale {
 		c.c.Close()
 	}
-	return pc
+	return pc, idle
 }
 
 func (p *connPool) put(pc *pconn) {
@@ -129,7 +143,11 @@ func (p *connPool) dial(ctx context.Context) (*pconn, error) {
 		}
 		c = tc
 	}
-	return &pconn{c: c, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 8<<10), p: p}, nil
+	pc := &pconn{c: c, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 8<<10), p: p}
+	if sc, ok := c.(syscall.Conn); ok {
+		pc.raw, _ = sc.SyscallConn()
+	}
+	return pc, nil
 }
 
 func (pc *pconn) close() { pc.c.Close() }
@@ -146,14 +164,22 @@ func (e *staleError) Unwrap() error { return e.err }
 func (p *connPool) roundTrip(xs *xstate, upgrade bool) (*exchange.Response, error) {
 	fresh := upgrade // an upgraded connection never returns to the pool
 	small := xs.small
+	req := xs.x.Req
+	streamed := small == nil && req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	for attempt := 0; ; attempt++ {
 		var pc *pconn
 		for !fresh {
-			// Every reuse checks the socket: bytes an upstream sent after
-			// its answer (a body on HEAD, past Content-Length) would become
-			// the next client's answer, and a closed connection cannot take
-			// an upload that was already started.
-			if pc = p.get(); pc == nil || connAlive(pc.c) {
+			// A reuse probes the socket (one non-blocking recv) when the
+			// connection may be unusable: a closed connection cannot take
+			// an upload that was already started, one idle for long was
+			// likely closed by the upstream, and after a bodyless answer a
+			// wrong upstream may have sent a body that would become the
+			// next client's answer. Bytes that came with an answer are
+			// caught when it is read (h1Body.release); a request without
+			// an upload that finds the connection closed is retried.
+			var idle time.Duration
+			pc, idle = p.get()
+			if pc == nil || !(streamed || pc.check || idle > probeIdle) || connAlive(pc.c) {
 				break
 			}
 			pc.close()
@@ -211,15 +237,22 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 	if small != nil {
 		pc.bw.Write(small)
 	}
-	if err := pc.bw.Flush(); err != nil {
+	streamed := hasBody && small == nil
+	var werr, err error
+	if pc.raw != nil && !streamed {
+		werr, err = pc.flushAndWait()
+	} else {
+		werr = pc.bw.Flush()
+	}
+	if werr != nil {
 		pc.close()
 		if reused {
-			return nil, &staleError{err}
+			return nil, &staleError{werr}
 		}
-		return nil, err
+		return nil, werr
 	}
 	var bw *bodyWriter
-	if hasBody && small == nil {
+	if streamed {
 		bw = &bodyWriter{done: make(chan struct{})}
 		go bw.run(pc, req.Body, req.ContentLength, req.Trailer)
 	}
@@ -227,7 +260,9 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 	// A client that leaves while we wait for the header is not watched
 	// (context.AfterFunc costs 4 allocations per request); the wait is
 	// bounded by ResponseHeaderTimeout and the write to the client fails.
-	err := pc.readHead(x.Ctx, x.Req.Method, bw, &xs.head)
+	if err == nil {
+		err = pc.readHead(x.Ctx, x.Req.Method, bw, &xs.head)
+	}
 	if err != nil {
 		pc.close()
 		if bw != nil {
@@ -265,6 +300,7 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 	}
 	b := &xs.h1b
 	*b = h1Body{pc: pc, bw: bw, reuse: !head.close && !upgrade}
+	pc.check = head.mode == bodyNone
 	switch head.mode {
 	case bodyNone:
 		res.ContentLength = 0
@@ -287,6 +323,28 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 	}
 	res.Body = b
 	return res, nil
+}
+
+// flushAndWait sends the buffered request and waits until the socket is
+// readable, under ResponseHeaderTimeout, without first trying a read that
+// would only fail with EAGAIN: the wait is armed before the request leaves,
+// so the answer's readiness cannot be missed. werr is the write's error,
+// err the wait's.
+func (pc *pconn) flushAndWait() (werr, err error) {
+	pc.c.SetReadDeadline(time.Now().Add(pc.p.limits.ResponseHeaderTimeout))
+	sent := false
+	err = pc.raw.Read(func(uintptr) bool {
+		if !sent {
+			sent = true
+			werr = pc.bw.Flush()
+			return werr != nil
+		}
+		return true
+	})
+	if werr != nil {
+		return werr, nil
+	}
+	return nil, err
 }
 
 // readHead reads the response head, skipping 1xx answers other than 101.

@@ -252,8 +252,14 @@ func TestStaleUpstreamConnection(t *testing.T) {
 			t.Fatalf("before: %q", body)
 		}
 		b.CloseClientConnections() // server closes the pooled connection
-		for _, m := range []string{"GET", "POST"} {
-			req, _ := http.NewRequest(m, "http://"+a+"/", strings.NewReader("x"))
+		for _, m := range []string{"GET", "POST", "POST-stream"} {
+			var in io.Reader = strings.NewReader("x")
+			if m == "POST-stream" {
+				// Unknown length: streamed while the answer is awaited, so
+				// it cannot be retried and the reuse must be probed.
+				m, in = "POST", io.MultiReader(strings.NewReader("x"))
+			}
+			req, _ := http.NewRequest(m, "http://"+a+"/", in)
 			res, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)

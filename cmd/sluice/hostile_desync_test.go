@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // poison is a complete response an upstream sends where none belongs. A
@@ -77,6 +78,12 @@ func (u *keepAliveUpstream) serve(c net.Conn) {
 		default:
 			out = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nclean"
 		}
+		if req.URL.Path == "/head-late" {
+			// A HEAD answered with a body written separately, later.
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n")
+			time.Sleep(20 * time.Millisecond)
+			out = poison
+		}
 		if _, err := io.WriteString(c, out); err != nil {
 			return
 		}
@@ -106,6 +113,7 @@ func TestHostileUpstreamDesync(t *testing.T) {
 		{"GET", "/cl-extra"},
 		{"GET", "/204-body"},
 		{"GET", "/chunked-extra"},
+		{"HEAD", "/head-late"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			// A sluice per case: a poisoned pool must not spill into the
@@ -121,6 +129,12 @@ func TestHostileUpstreamDesync(t *testing.T) {
 				res.Body.Close()
 				if res.Header.Get("X-Poison") != "" {
 					t.Fatalf("the extra bytes became this answer")
+				}
+				if tc.path == "/head-late" {
+					// Let the late bytes arrive while the connection is idle
+					// (bytes that come while the next request is awaited
+					// are beyond any proxy's reach).
+					time.Sleep(60 * time.Millisecond)
 				}
 				// Another client, whose request takes the pooled connection.
 				code, body, h := get(t, e.addr, "", "/clean")

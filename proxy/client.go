@@ -152,6 +152,13 @@ func (p *connPool) dial(ctx context.Context) (*pconn, error) {
 
 func (pc *pconn) close() { pc.c.Close() }
 
+// alive probes an idle connection (see connAlive). The read deadline of
+// its last answer may have passed, which would fail the probe's read.
+func (pc *pconn) alive() bool {
+	pc.c.SetReadDeadline(time.Time{})
+	return connAlive(pc.c)
+}
+
 // staleError marks a reused connection that the upstream had closed while
 // idle: nothing of the request was processed, so it is retried on a fresh
 // connection.
@@ -179,7 +186,7 @@ func (p *connPool) roundTrip(xs *xstate, upgrade bool) (*exchange.Response, erro
 			// an upload that finds the connection closed is retried.
 			var idle time.Duration
 			pc, idle = p.get()
-			if pc == nil || !(streamed || pc.check || idle > probeIdle) || connAlive(pc.c) {
+			if pc == nil || !(streamed || pc.check || idle > probeIdle) || pc.alive() {
 				break
 			}
 			pc.close()
@@ -261,7 +268,7 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 	// (context.AfterFunc costs 4 allocations per request); the wait is
 	// bounded by ResponseHeaderTimeout and the write to the client fails.
 	if err == nil {
-		err = pc.readHead(x.Ctx, x.Req.Method, bw, &xs.head)
+		err = pc.readHead(x.Ctx, x.Req.Method, bw, &xs.head, pc.raw != nil && !streamed)
 	}
 	if err != nil {
 		pc.close()
@@ -289,6 +296,12 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 		Header:        head.header,
 		ContentLength: -1,
 		Trailer:       head.trailer,
+	}
+	if !(head.mode == bodyNone || head.mode == bodyFixed && int64(pc.br.Buffered()) >= head.length) || head.status == http.StatusSwitchingProtocols {
+		// More reads follow, without the head's deadline. (An answer
+		// already in the buffer leaves it set: the next request on this
+		// connection sets its own before reading.)
+		pc.c.SetReadDeadline(time.Time{})
 	}
 	if head.status == http.StatusSwitchingProtocols {
 		if !upgrade {
@@ -349,7 +362,9 @@ func (pc *pconn) flushAndWait() (werr, err error) {
 
 // readHead reads the response head, skipping 1xx answers other than 101.
 // ResponseHeaderTimeout counts from the end of the upload.
-func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter, h *respHead) error {
+// armed says the deadline was set just before. The deadline is left set:
+// the caller clears it if the body needs more reads.
+func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter, h *respHead, armed bool) error {
 	rht := pc.p.limits.ResponseHeaderTimeout
 	for {
 		for bw != nil && !bw.finished() {
@@ -365,14 +380,16 @@ func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter, h 
 				return err
 			}
 		}
-		pc.c.SetReadDeadline(time.Now().Add(rht))
+		if !armed {
+			pc.c.SetReadDeadline(time.Now().Add(rht))
+		}
+		armed = false
 		if err := readResponseHead(pc.br, &pc.head, method, h); err != nil {
 			return err
 		}
 		if h.status >= 100 && h.status < 200 && h.status != http.StatusSwitchingProtocols {
 			continue
 		}
-		pc.c.SetReadDeadline(time.Time{})
 		return nil
 	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -160,12 +161,22 @@ func (c *h1conn) isH2Preface() bool {
 	return true
 }
 
+// headBuffered says whether br holds a whole request head (up to its
+// blank line).
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
+}
+
+var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
+
 func (c *h1conn) shutting() bool { return c.l.h1.shut.Load() }
 
 // serveOne reads and answers one request; false ends the connection.
 func (c *h1conn) serveOne() bool {
 	lim := &c.l.s.limits
 	nc := c.nc
+	waited := false
 	if c.br.Buffered() == 0 {
 		nc.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
 		c.state.Store(h1Idle)
@@ -176,8 +187,13 @@ func (c *h1conn) serveOne() bool {
 		if !c.state.CompareAndSwap(h1Idle, h1Active) || err != nil {
 			return false // closed by Shutdown, by the client, or idle too long
 		}
+		waited = true
 	}
-	nc.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
+	// The header timeout runs from the head's first byte; a head that came
+	// whole in that first read needs no further read, nor a deadline.
+	if !waited || !headBuffered(c.br) {
+		nc.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
+	}
 	head, err := readHead(c.br, c.head, lim.MaxHeaderBytes+4096)
 	c.head = head[:0]
 	if err == nil {
@@ -188,7 +204,12 @@ func (c *h1conn) serveOne() bool {
 		c.refuse(err)
 		return false
 	}
-	nc.SetReadDeadline(time.Time{})
+	if c.h.chunked || c.h.cl > 0 {
+		// Body reads run without the head's deadline. Without a body the
+		// connection is not read until the next request, which sets its
+		// own.
+		nc.SetReadDeadline(time.Time{})
+	}
 	if lim.WriteTimeout > 0 {
 		nc.SetWriteDeadline(time.Now().Add(lim.WriteTimeout))
 	}

@@ -98,8 +98,15 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	xs := xsPool.Get().(*xstate)
 	abort := s.serveExchange(xs, ci, w, r)
 	// Goroutines that outlive the exchange (upload writers) hold only the
-	// heap-allocated reqBody, never xs, so it can always be pooled.
+	// heap-allocated reqBody, never xs, so it can always be pooled. The
+	// upstream answer's header map is kept for the next answer: nothing
+	// holds it past the exchange (h2 clones what it sends).
+	hdr := xs.head.header
 	*xs = xstate{}
+	if len(hdr) <= 32 {
+		clear(hdr)
+		xs.head.header = hdr
+	}
 	xsPool.Put(xs)
 	if abort {
 		// Close the client connection (h1) or reset the stream (h2): the

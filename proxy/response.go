@@ -88,6 +88,7 @@ func readResponseHead(br *bufio.Reader, scratch *[]byte, method string, h *respH
 		(len(sl) > 12 && sl[12] != ' ') {
 		return errBadResponse
 	}
+	hdr := h.header // a map kept from an earlier answer, cleared
 	*h = respHead{}
 	for _, c := range sl[9:12] {
 		if c < '0' || c > '9' {
@@ -100,7 +101,12 @@ func readResponseHead(br *bufio.Reader, scratch *[]byte, method string, h *respH
 	}
 	http10 := sl[7] == '0'
 
-	h.header = make(http.Header, lines)
+	if hdr != nil {
+		clear(hdr) // a 1xx answer read into it before
+		h.header = hdr
+	} else {
+		h.header = make(http.Header, lines)
+	}
 	vals := make([]string, 0, lines) // one backing array for single values
 	for len(block) > 0 {
 		i := strings.IndexByte(block, '\n')

@@ -50,6 +50,11 @@ type pconn struct {
 	// answer had no body by definition (HEAD, 204, 304), the kind an
 	// upstream may wrongly follow with bytes after it was read.
 	check bool
+	// flushAndWait's state, kept here so that its callback is allocated
+	// once per connection.
+	waitFn func(uintptr) bool
+	sent   bool
+	werr   error
 }
 
 // probeIdle is the idle time after which a pooled connection is probed
@@ -146,6 +151,7 @@ func (p *connPool) dial(ctx context.Context) (*pconn, error) {
 	pc := &pconn{c: c, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 8<<10), p: p}
 	if sc, ok := c.(syscall.Conn); ok {
 		pc.raw, _ = sc.SyscallConn()
+		pc.waitFn = pc.flushThenWait
 	}
 	return pc, nil
 }
@@ -345,19 +351,24 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 // err the wait's.
 func (pc *pconn) flushAndWait() (werr, err error) {
 	pc.c.SetReadDeadline(time.Now().Add(pc.p.limits.ResponseHeaderTimeout))
-	sent := false
-	err = pc.raw.Read(func(uintptr) bool {
-		if !sent {
-			sent = true
-			werr = pc.bw.Flush()
-			return werr != nil
-		}
-		return true
-	})
-	if werr != nil {
+	pc.sent, pc.werr = false, nil
+	err = pc.raw.Read(pc.waitFn)
+	if werr = pc.werr; werr != nil {
+		pc.werr = nil
 		return werr, nil
 	}
 	return nil, err
+}
+
+// flushThenWait is flushAndWait's callback, bound once per connection
+// (a closure per request would allocate).
+func (pc *pconn) flushThenWait(uintptr) bool {
+	if !pc.sent {
+		pc.sent = true
+		pc.werr = pc.bw.Flush()
+		return pc.werr != nil
+	}
+	return true
 }
 
 // readHead reads the response head, skipping 1xx answers other than 101.

@@ -325,7 +325,11 @@ func (c *h1conn) writeContinue() {
 // net/http.
 func (c *h1conn) refuse(err error) {
 	var he *h1Error
-	if !errors.As(err, &he) {
+	if isTimeout(err) {
+		// A head begun but not finished within ReadHeaderTimeout (an idle
+		// connection ends before any head is read, without an answer).
+		he = &h1Error{code: http.StatusRequestTimeout, msg: "request head not received in time"}
+	} else if !errors.As(err, &he) {
 		if err != errHeadEOF && !errors.Is(err, io.EOF) {
 			c.l.s.log.Debug("reading request failed", "client", c.ci.conn.ClientAddr, "err", err)
 		}

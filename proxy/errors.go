@@ -55,6 +55,9 @@ func classify(err error) *exchange.Error {
 	}
 	var cbe *clientBodyError
 	if errors.As(err, &cbe) {
+		if isTimeout(cbe.err) {
+			return &exchange.Error{Status: http.StatusRequestTimeout, Msg: "request body not received in time", Err: err}
+		}
 		return &exchange.Error{Status: http.StatusBadRequest, Msg: "malformed or interrupted request body", Err: err}
 	}
 	if errors.Is(err, upstream.ErrNoHealthyUpstream) {

@@ -81,6 +81,9 @@ func (b *h1body) read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if b.br.Buffered() == 0 {
+		b.c.armBodyRead()
+	}
 	if b.chunked {
 		if err := b.nextChunk(); err != nil {
 			if err != io.EOF {

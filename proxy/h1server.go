@@ -47,6 +47,34 @@ type h1conn struct {
 	state      atomic.Int32 // h1Active, h1Idle, h1Closing (see h1tracker)
 	closeAfter bool         // no further request on this connection
 	hijacked   bool
+
+	// dmu orders the body reader's deadline (body_read_timeout) against
+	// the engine's: once bodyHalted, only the engine sets read deadlines.
+	dmu        sync.Mutex
+	bodyHalted bool
+}
+
+// armBodyRead sets the body read timeout before a read of the request
+// body from the socket, unless the engine took the deadline over.
+func (c *h1conn) armBodyRead() {
+	d := c.l.s.limits.BodyReadTimeout
+	if d <= 0 {
+		return
+	}
+	c.dmu.Lock()
+	if !c.bodyHalted {
+		c.nc.SetReadDeadline(time.Now().Add(d))
+	}
+	c.dmu.Unlock()
+}
+
+// haltBody sets the read deadline to t for good: a body reader blocked or
+// about to block sees it, and no longer arms its own.
+func (c *h1conn) haltBody(t time.Time) {
+	c.dmu.Lock()
+	c.bodyHalted = true
+	c.nc.SetReadDeadline(t)
+	c.dmu.Unlock()
 }
 
 const (
@@ -205,10 +233,17 @@ func (c *h1conn) serveOne() bool {
 		return false
 	}
 	if c.h.chunked || c.h.cl > 0 {
-		// Body reads run without the head's deadline. Without a body the
-		// connection is not read until the next request, which sets its
-		// own.
-		nc.SetReadDeadline(time.Time{})
+		// Body reads run under body_read_timeout (armBodyRead), not the
+		// head's deadline. Without a body the connection is not read
+		// until the next request, which sets its own.
+		c.dmu.Lock()
+		c.bodyHalted = false
+		c.dmu.Unlock()
+		if lim.BodyReadTimeout > 0 {
+			nc.SetReadDeadline(time.Now().Add(lim.BodyReadTimeout))
+		} else {
+			nc.SetReadDeadline(time.Time{})
+		}
 	}
 	if lim.WriteTimeout > 0 {
 		nc.SetWriteDeadline(time.Now().Add(lim.WriteTimeout))
@@ -255,7 +290,7 @@ func (c *h1conn) serveOne() bool {
 		if body != nil {
 			// Unblock a late body reader before closing the body under it.
 			if !c.hijacked {
-				nc.SetReadDeadline(time.Now())
+				c.haltBody(time.Now())
 			}
 			body.Close()
 		}
@@ -271,7 +306,7 @@ func (c *h1conn) serveOne() bool {
 		// not wait for a body nobody will read. Unblock a late reader,
 		// then half-close at once so the client sees the end now
 		// (RFC 9112 §9.6), lingering only briefly for unread bytes.
-		nc.SetReadDeadline(time.Now())
+		c.haltBody(time.Now())
 		body.stop()
 		if werr == nil {
 			c.lingerClose()
@@ -281,7 +316,7 @@ func (c *h1conn) serveOne() bool {
 	if body != nil {
 		// A late body reader (an upload goroutine) or a discard must not
 		// wait forever on a client that stopped sending.
-		nc.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
+		c.haltBody(time.Now().Add(lim.ReadHeaderTimeout))
 		if !body.finish() {
 			if keep && werr == nil {
 				c.lingerClose()

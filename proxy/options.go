@@ -50,6 +50,11 @@ type Limits struct {
 	// IdleTimeout closes client keep-alive connections idle this long.
 	// Default 120s.
 	IdleTimeout time.Duration
+	// BodyReadTimeout is the longest wait for the next bytes of a request
+	// body (nginx's client_body_timeout): a stalled upload answers 408 if
+	// the response has not begun, and the connection is closed. Default
+	// 60s. HTTP/1.x on the own engine.
+	BodyReadTimeout time.Duration
 	// WriteTimeout bounds writing a whole response; it also cuts long
 	// streams (SSE, gRPC), so the default is off (<0 or 0).
 	WriteTimeout time.Duration
@@ -83,6 +88,7 @@ func DefaultLimits() Limits {
 	return Limits{
 		ReadHeaderTimeout:     10 * time.Second,
 		IdleTimeout:           120 * time.Second,
+		BodyReadTimeout:       60 * time.Second,
 		DialTimeout:           10 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
 		UpstreamIdleTimeout:   90 * time.Second,
@@ -101,6 +107,7 @@ func (l Limits) validate() error {
 		d    time.Duration
 	}{
 		{"read_header_timeout", l.ReadHeaderTimeout}, {"idle_timeout", l.IdleTimeout},
+		{"body_read_timeout", l.BodyReadTimeout},
 		{"dial_timeout", l.DialTimeout}, {"response_header_timeout", l.ResponseHeaderTimeout},
 		{"upstream_idle_timeout", l.UpstreamIdleTimeout}, {"shutdown_timeout", l.ShutdownTimeout},
 	} {
@@ -124,6 +131,9 @@ func (l Limits) withDefaults(d Limits) Limits {
 	}
 	if l.IdleTimeout == 0 {
 		l.IdleTimeout = d.IdleTimeout
+	}
+	if l.BodyReadTimeout == 0 {
+		l.BodyReadTimeout = d.BodyReadTimeout
 	}
 	if l.WriteTimeout == 0 {
 		l.WriteTimeout = d.WriteTimeout

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -108,3 +111,56 @@ func TestHostileSlowClients(t *testing.T) {
 }
 
 func startsWith(s, prefix string) bool { return len(s) >= len(prefix) && s[:len(prefix)] == prefix }
+
+// A client that stalls in the middle of its request body gets 408 after
+// body_read_timeout and its connection is closed; the timeout counts
+// between reads, so a body that trickles steadily still arrives.
+func TestHostileSlowBody(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(w, "got %d", len(b))
+	}))
+	t.Cleanup(up.Close)
+	e := startEdge(t, up.URL, "  body_read_timeout: 1s\n")
+
+	for name, req := range map[string]string{
+		"content-length": "POST /x HTTP/1.1\r\nHost: h.test\r\nContent-Length: 100\r\n\r\n0123456789",
+		"chunked":        "POST /x HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+	} {
+		t.Run("stalled "+name, func(t *testing.T) {
+			c := dialRaw(t, e.addr)
+			start := time.Now()
+			c.send(req)
+			res, _, err := c.response("POST")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != http.StatusRequestTimeout {
+				t.Errorf("status %d, want 408", res.StatusCode)
+			}
+			if d := time.Since(start); d < 900*time.Millisecond || d > 5*time.Second {
+				t.Errorf("answered after %v; body_read_timeout is 1s", d)
+			}
+			if closed, _ := c.closedByPeer(); !closed {
+				t.Error("connection left open after a stalled body")
+			}
+		})
+	}
+
+	t.Run("steady trickle", func(t *testing.T) {
+		c := dialRaw(t, e.addr)
+		c.send("POST /x HTTP/1.1\r\nHost: h.test\r\nContent-Length: 6\r\n\r\n")
+		for i := 0; i < 6; i++ { // 1.8 s in all, 0.3 s apart
+			time.Sleep(300 * time.Millisecond)
+			c.send("x")
+		}
+		res, body, err := c.response("POST")
+		if err != nil || res.StatusCode != 200 || body != "got 6" {
+			t.Fatalf("trickled body: %v %q %v", res, body, err)
+		}
+	})
+}

@@ -56,6 +56,7 @@ func proxyLimits(l config.Limits) proxy.Limits {
 	return proxy.Limits{
 		ReadHeaderTimeout:     l.ReadHeaderTimeout.D(),
 		IdleTimeout:           l.IdleTimeout.D(),
+		BodyReadTimeout:       l.BodyReadTimeout.D(),
 		DialTimeout:           l.DialTimeout.D(),
 		ResponseHeaderTimeout: l.ResponseHeaderTimeout.D(),
 		ShutdownTimeout:       l.ShutdownTimeout.D(),

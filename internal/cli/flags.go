@@ -88,6 +88,7 @@ func (f sizeFlag) Set(s string) error {
 func limitFlags(fs *flag.FlagSet, l *config.Limits) {
 	fs.Var(durationFlag{&l.ReadHeaderTimeout}, "read-header-timeout", "max `DURATION` to read a request's header and TLS handshake (default 10s)")
 	fs.Var(durationFlag{&l.IdleTimeout}, "idle-timeout", "close client keep-alive connections idle this `DURATION` (default 2m)")
+	fs.Var(durationFlag{&l.BodyReadTimeout}, "body-read-timeout", "max `DURATION` to wait for the next bytes of a request body; a stalled upload gets 408 (default 1m)")
 	fs.Var(durationFlag{&l.DialTimeout}, "dial-timeout", "max `DURATION` to connect to the upstream (default 10s)")
 	fs.Var(durationFlag{&l.ResponseHeaderTimeout}, "response-header-timeout", "max `DURATION` to wait for the upstream's response header (default 1m)")
 	fs.Var(durationFlag{&l.ShutdownTimeout}, "shutdown-timeout", "max `DURATION` to drain in-flight requests on exit (default 30s)")

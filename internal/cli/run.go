@@ -362,8 +362,8 @@ func (r *runner) warnRestartNeeded(old, cfg *config.Config) {
 		keys = append(keys, "log.access_log")
 	}
 	ol, nl := old.Limits, cfg.Limits
-	if ol.ReadHeaderTimeout != nl.ReadHeaderTimeout || ol.IdleTimeout != nl.IdleTimeout || ol.MaxHeaderBytes != nl.MaxHeaderBytes {
-		keys = append(keys, "limits (read_header_timeout, idle_timeout, max_header_bytes)")
+	if ol.ReadHeaderTimeout != nl.ReadHeaderTimeout || ol.IdleTimeout != nl.IdleTimeout || ol.MaxHeaderBytes != nl.MaxHeaderBytes || ol.BodyReadTimeout != nl.BodyReadTimeout {
+		keys = append(keys, "limits (read_header_timeout, idle_timeout, body_read_timeout, max_header_bytes)")
 	}
 	if len(keys) > 0 {
 		r.log.Warn("these settings changed but apply only after a restart", "keys", keys)

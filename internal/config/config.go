@@ -55,6 +55,7 @@ type Log struct {
 type Limits struct {
 	ReadHeaderTimeout     Duration `yaml:"read_header_timeout"`
 	IdleTimeout           Duration `yaml:"idle_timeout"`
+	BodyReadTimeout       Duration `yaml:"body_read_timeout"`
 	DialTimeout           Duration `yaml:"dial_timeout"`
 	ResponseHeaderTimeout Duration `yaml:"response_header_timeout"`
 	ShutdownTimeout       Duration `yaml:"shutdown_timeout"`
@@ -363,6 +364,7 @@ func (l Limits) Merge(o Limits) Limits {
 	return Limits{
 		ReadHeaderTimeout:     pick(l.ReadHeaderTimeout, o.ReadHeaderTimeout),
 		IdleTimeout:           pick(l.IdleTimeout, o.IdleTimeout),
+		BodyReadTimeout:       pick(l.BodyReadTimeout, o.BodyReadTimeout),
 		DialTimeout:           pick(l.DialTimeout, o.DialTimeout),
 		ResponseHeaderTimeout: pick(l.ResponseHeaderTimeout, o.ResponseHeaderTimeout),
 		ShutdownTimeout:       pick(l.ShutdownTimeout, o.ShutdownTimeout),

@@ -126,40 +126,26 @@ func (l Limits) validate() error {
 
 // withDefaults fills zero fields from d.
 func (l Limits) withDefaults(d Limits) Limits {
-	if l.ReadHeaderTimeout == 0 {
-		l.ReadHeaderTimeout = d.ReadHeaderTimeout
-	}
-	if l.IdleTimeout == 0 {
-		l.IdleTimeout = d.IdleTimeout
-	}
-	if l.BodyReadTimeout == 0 {
-		l.BodyReadTimeout = d.BodyReadTimeout
-	}
-	if l.WriteTimeout == 0 {
-		l.WriteTimeout = d.WriteTimeout
-	}
-	if l.DialTimeout == 0 {
-		l.DialTimeout = d.DialTimeout
-	}
-	if l.ResponseHeaderTimeout == 0 {
-		l.ResponseHeaderTimeout = d.ResponseHeaderTimeout
-	}
-	if l.UpstreamIdleTimeout == 0 {
-		l.UpstreamIdleTimeout = d.UpstreamIdleTimeout
-	}
-	if l.ShutdownTimeout == 0 {
-		l.ShutdownTimeout = d.ShutdownTimeout
-	}
-	if l.MaxHeaderBytes == 0 {
-		l.MaxHeaderBytes = d.MaxHeaderBytes
-	}
-	if l.MaxBodyBytes == 0 {
-		l.MaxBodyBytes = d.MaxBodyBytes
-	}
-	if l.MaxIdleConnsPerHost == 0 {
-		l.MaxIdleConnsPerHost = d.MaxIdleConnsPerHost
-	}
+	orDefault(&l.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	orDefault(&l.IdleTimeout, d.IdleTimeout)
+	orDefault(&l.BodyReadTimeout, d.BodyReadTimeout)
+	orDefault(&l.WriteTimeout, d.WriteTimeout)
+	orDefault(&l.DialTimeout, d.DialTimeout)
+	orDefault(&l.ResponseHeaderTimeout, d.ResponseHeaderTimeout)
+	orDefault(&l.UpstreamIdleTimeout, d.UpstreamIdleTimeout)
+	orDefault(&l.ShutdownTimeout, d.ShutdownTimeout)
+	orDefault(&l.MaxHeaderBytes, d.MaxHeaderBytes)
+	orDefault(&l.MaxBodyBytes, d.MaxBodyBytes)
+	orDefault(&l.MaxIdleConnsPerHost, d.MaxIdleConnsPerHost)
 	return l
+}
+
+// orDefault sets *v to d when *v is zero.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
 }
 
 // EndpointConfig is one endpoint as the config layer hands it over.

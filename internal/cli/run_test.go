@@ -100,7 +100,7 @@ func TestEndpointDiff(t *testing.T) {
 // What config accepts as an upstream, the proxy accepts too.
 func TestUpstreamFormsAgree(t *testing.T) {
 	for _, tc := range []struct{ kind, in string }{
-		{"http", "8080"}, {"http", "localhost:9000"}, {"http", "[::1]:9000"}, {"http", "https://api.example.com/base"},
+		{"http", "8080"}, {"http", "localhost:9000"}, {"http", "[::1]:9000"}, {"http", "https://api.example.com/"},
 		{"http", "h2c://127.0.0.1:50051"}, {"http", "unix:/run/app.sock"}, {"http", "unix:///run/app.sock"},
 		{"tcp", "5432"}, {"tcp", "db:5432"}, {"tls", "tcp://db:443"}, {"tcp", "unix:/run/db.sock"},
 	} {

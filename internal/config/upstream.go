@@ -62,6 +62,9 @@ func ParseUpstream(kind, s string) (string, error) {
 		if u.Host == "" {
 			return "", fmt.Errorf("%q: missing host", s)
 		}
+		if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+			return "", fmt.Errorf("%q: an upstream URL takes no path or query; requests keep their own path (change it with a url-rewrite policy action)", s)
+		}
 		if p := u.Port(); p != "" {
 			if _, err := parsePort(p); err != nil {
 				return "", fmt.Errorf("%q: %v", s, err)

@@ -153,15 +153,23 @@ func parseTarget(s string) (*Target, error) {
 	if scheme == "tcp" && (u.Path != "" && u.Path != "/" || u.RawQuery != "") {
 		return nil, fmt.Errorf("tcp:// takes no path or query")
 	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+		// Requests keep their own path; a prefix here would be silently
+		// ignored, so it is refused (as Caddy does).
+		return nil, fmt.Errorf("an upstream URL takes no path or query (got %q); change request paths with a url-rewrite policy action", u.Path+queryOf(u))
+	}
 	sni := ""
 	if scheme == "https" {
 		sni = host
 	}
-	t := hostTarget(scheme, host, port, sni)
-	if scheme != "tcp" {
-		t.URL.Path, t.URL.RawPath, t.URL.RawQuery = u.Path, u.RawPath, u.RawQuery
+	return hostTarget(scheme, host, port, sni), nil
+}
+
+func queryOf(u *url.URL) string {
+	if u.RawQuery == "" {
+		return ""
 	}
-	return t, nil
+	return "?" + u.RawQuery
 }
 
 func hostTarget(scheme, host, port, sni string) *Target {

@@ -16,7 +16,7 @@ func TestParseTarget(t *testing.T) {
 		{":3000", "http", "tcp", "127.0.0.1:3000", "", "http://127.0.0.1:3000", "http://127.0.0.1:3000"},
 		{"[::1]:9000", "http", "tcp", "[::1]:9000", "", "http://[::1]:9000", "http://[::1]:9000"},
 		{"http://app.internal", "http", "tcp", "app.internal:80", "", "http://app.internal:80", "http://app.internal:80"},
-		{"HTTP://App.Internal:81/base?x=1", "http", "tcp", "App.Internal:81", "", "http://App.Internal:81", "http://App.Internal:81/base?x=1"},
+		{"HTTP://App.Internal:81/", "http", "tcp", "App.Internal:81", "", "http://App.Internal:81", "http://App.Internal:81"},
 		{"https://api.example.com", "https", "tcp", "api.example.com:443", "api.example.com", "https://api.example.com:443", "https://api.example.com:443"},
 		{"https://10.0.0.1:8443", "https", "tcp", "10.0.0.1:8443", "10.0.0.1", "https://10.0.0.1:8443", "https://10.0.0.1:8443"},
 		{"h2c://grpc:50051", "h2c", "tcp", "grpc:50051", "", "h2c://grpc:50051", "h2c://grpc:50051"},
@@ -63,6 +63,8 @@ func TestParseTargetErrors(t *testing.T) {
 		{"http://user:pw@x", "credentials"},
 		{"tcp://db", "tcp:// needs a port"},
 		{"tcp://db:5432/path", "no path"},
+		{"http://x:1/base", "takes no path or query"},
+		{"https://x/?q=1", "takes no path or query"},
 		{"unix:", "needs a socket path"},
 		{"http://[::1", "missing ']'"},
 	}

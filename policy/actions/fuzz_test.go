@@ -95,13 +95,15 @@ func FuzzActionConfig(f *testing.F) {
 		`{allow: [10.0.0.0/8], deny: ["${'1.2.3.4'}"], enforce: false}`,
 		`{name: n, algorithm: sliding_window, capacity: 2, rate: 60s, bucket_key: [req.host]}`,
 		`metadata: {a: [1, {b: "${req.method}"}]}`, `vars: [{a: 1}, {b: "${vars.a}"}]`,
-		`url: https://x.internal`, `algorithms: [gzip, br]`, `~`, `[]`, `status_code: -1`,
+		`url: https://x.internal`, `algorithms: [gzip, br]`,
+		`{credentials: ["u:password1", "${'a'}:${'b'}"], realm: r, enforce: false}`, `~`, `[]`, `status_code: -1`,
 	}
 	for i, s := range seeds {
 		f.Add(uint8(i), s)
 	}
 	types := []string{"add-headers", "remove-headers", "url-rewrite", "redirect", "custom-response", "deny",
-		"close-connection", "restrict-ips", "rate-limit", "log", "set-vars", "forward-internal", "compress-response"}
+		"close-connection", "restrict-ips", "rate-limit", "log", "set-vars", "forward-internal", "compress-response",
+		"basic-auth"}
 	f.Fuzz(func(t *testing.T, which uint8, config string) {
 		typ := types[int(which)%len(types)]
 		var doc yaml.Node

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/exchange"
@@ -29,21 +31,21 @@ const (
 // endpoint is one built endpoint: everything a request needs, prepared at
 // Apply time so that nothing is parsed or looked up by name per request.
 type endpoint struct {
-	ep       exchange.Endpoint
-	kind     epKind
-	host     string // lower-case host, "" = any, "*.x" wildcard
-	bind     string // listen key; "" for internal endpoints
-	hooks    exchange.Hooks
-	limits   Limits
-	pool     *upstream.Pool // nil when no upstream is configured
-	h1       map[*upstream.Target]*connPool
-	h2       *h2Transports
-	certs    *certs.Store
-	tlsConf  *tls.Config // for https termination
-	upTLS    *tls.Config // template for upstream TLS
-	metrics  *epMetrics
-	cancelHC context.CancelFunc
-	dialFn   func(ctx context.Context, network, addr string) (net.Conn, error)
+	ep      exchange.Endpoint
+	kind    epKind
+	host    string // lower-case host, "" = any, "*.x" wildcard
+	bind    string // listen key; "" for internal endpoints
+	hooks   exchange.Hooks
+	limits  Limits
+	pool    *upstream.Pool // nil when no upstream is configured
+	h1      map[*upstream.Target]*connPool
+	h2      *h2Transports
+	ups     *upstreams // owns pool, h1 and h2; nil when none
+	certs   *certs.Store
+	tlsConf *tls.Config // for https termination
+	upTLS   *tls.Config // template for upstream TLS
+	metrics *epMetrics
+	dialFn  func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // dial connects to an upstream address within DialTimeout.
@@ -167,27 +169,45 @@ func (s *Server) buildEndpoint(cfg EndpointConfig) (_ *endpoint, err error) {
 		}
 	}()
 	e.upTLS = &tls.Config{InsecureSkipVerify: cfg.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if len(cfg.Upstream.URLs) > 0 {
-		ucfg := cfg.Upstream
-		if ucfg.TLS == nil {
-			ucfg.TLS = e.upTLS
-		}
-		pool, err := upstream.New(ucfg, s.log)
-		if err != nil {
-			return nil, fmt.Errorf("upstream: %w", err)
-		}
-		e.pool = pool
-	}
-	e.h1 = map[*upstream.Target]*connPool{}
-	if e.pool != nil && (p.kind == kindHTTP || p.kind == kindHTTPS) {
-		for _, t := range e.pool.Targets() {
-			if t.Scheme == "tcp" {
-				return nil, fmt.Errorf("upstream %s: a tcp upstream needs a tcp:// or tls:// endpoint", t.URL)
+	key, shareable := upstreamsKey(p.kind, cfg, e.limits)
+	if u := s.sharedUpstreams(key, shareable); u != nil {
+		// A reload that keeps these upstream settings: same balancer,
+		// health state and idle connections.
+		e.ups, e.pool, e.h1, e.h2 = u, u.pool, u.h1, u.h2
+	} else {
+		if len(cfg.Upstream.URLs) > 0 {
+			ucfg := cfg.Upstream
+			if ucfg.TLS == nil {
+				ucfg.TLS = e.upTLS
 			}
-			e.h1[t] = newConnPool(t, e)
+			pool, err := upstream.New(ucfg, s.log)
+			if err != nil {
+				return nil, fmt.Errorf("upstream: %w", err)
+			}
+			e.pool = pool
+		}
+		e.h1 = map[*upstream.Target]*connPool{}
+		e.h2 = newH2Transports(e)
+		e.ups = &upstreams{s: s, pool: e.pool, h1: e.h1, h2: e.h2}
+		e.ups.refs.Store(1)
+		if e.pool != nil && (p.kind == kindHTTP || p.kind == kindHTTPS) {
+			for _, t := range e.pool.Targets() {
+				if t.Scheme == "tcp" {
+					return nil, fmt.Errorf("upstream %s: a tcp upstream needs a tcp:// or tls:// endpoint", t.URL)
+				}
+				e.h1[t] = newConnPool(t, e)
+			}
+		}
+		if shareable {
+			e.ups.key = key
+			s.upMu.Lock()
+			if s.ups == nil {
+				s.ups = map[string]*upstreams{}
+			}
+			s.ups[key] = e.ups
+			s.upMu.Unlock()
 		}
 	}
-	e.h2 = newH2Transports(e)
 	if p.kind == kindHTTPS && !p.internal {
 		if len(cfg.TLS) == 0 {
 			return nil, errors.New("https endpoint needs tls cert and key")
@@ -211,39 +231,112 @@ func (s *Server) buildEndpoint(cfg EndpointConfig) (_ *endpoint, err error) {
 	return e, nil
 }
 
-// start begins active health checks and feeds the health gauge.
+// start begins active health checks (once per upstream set) and feeds
+// the health gauge.
 func (e *endpoint) start(ctx context.Context) {
 	if e.pool == nil {
 		return
 	}
-	ctx, e.cancelHC = context.WithCancel(ctx)
 	if e.metrics != nil {
 		for _, t := range e.pool.Targets() {
 			e.metrics.setHealthy(t, t.Healthy())
 		}
 		e.pool.OnHealthChange(e.metrics.setHealthy)
 	}
-	go e.pool.Start(ctx)
+	e.ups.start(ctx)
 }
 
 // close releases everything the endpoint holds. It runs once the table that
 // owns it has drained.
 func (e *endpoint) close() {
-	if e.cancelHC != nil {
-		e.cancelHC()
-	}
-	if e.pool != nil {
-		e.pool.Close()
-	}
-	for _, p := range e.h1 {
-		p.close()
-	}
-	if e.h2 != nil {
-		e.h2.close()
+	if e.ups != nil {
+		e.ups.release()
 	}
 	if e.certs != nil {
 		e.certs.Close()
 	}
+}
+
+// upstreams is an endpoint's balancer (with its health state) and
+// connection pools. A reload that keeps an endpoint's upstream settings
+// hands the same set to the new endpoint, so idle connections and health
+// survive it; the set closes when its last endpoint does.
+type upstreams struct {
+	s    *Server
+	key  string // "" when not shared
+	pool *upstream.Pool
+	h1   map[*upstream.Target]*connPool
+	h2   *h2Transports
+	refs atomic.Int32
+
+	once   sync.Once
+	cancel context.CancelFunc
+}
+
+func (u *upstreams) start(ctx context.Context) {
+	u.once.Do(func() {
+		// Health checks outlive any one Apply: they stop with the set.
+		ctx, u.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		go u.pool.Start(ctx)
+	})
+}
+
+func (u *upstreams) release() {
+	s := u.s
+	s.upMu.Lock()
+	last := u.refs.Add(-1) == 0
+	if last && u.key != "" && s.ups[u.key] == u {
+		delete(s.ups, u.key)
+	}
+	s.upMu.Unlock()
+	if !last {
+		return
+	}
+	u.once.Do(func() {}) // a set never started does not start now
+	if u.cancel != nil {
+		u.cancel()
+	}
+	if u.pool != nil {
+		u.pool.Close()
+	}
+	for _, p := range u.h1 {
+		p.close()
+	}
+	if u.h2 != nil {
+		u.h2.close()
+	}
+}
+
+// sharedUpstreams takes a reference on the live set built with the same
+// settings, if any.
+func (s *Server) sharedUpstreams(key string, shareable bool) *upstreams {
+	if !shareable {
+		return nil
+	}
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	u := s.ups[key]
+	if u == nil || u.refs.Load() == 0 {
+		return nil
+	}
+	u.refs.Add(1)
+	return u
+}
+
+// upstreamsKey names everything an upstream set is built from. Settings
+// that cannot be compared (a custom dialer or TLS configuration) are never
+// shared.
+func upstreamsKey(kind epKind, cfg EndpointConfig, l Limits) (string, bool) {
+	u := cfg.Upstream
+	if len(u.URLs) == 0 || cfg.Dial != nil || u.TLS != nil {
+		return "", false
+	}
+	hc := "none"
+	if u.HealthCheck != nil {
+		hc = fmt.Sprintf("%+v", *u.HealthCheck)
+	}
+	return fmt.Sprintf("%v|%q|%s|%s|%+v|%v|%s|%s|%s|%d", kind == kindHTTP || kind == kindHTTPS, u.URLs, u.Balance, hc,
+		u.Passive, cfg.InsecureSkipVerify, l.DialTimeout, l.ResponseHeaderTimeout, l.UpstreamIdleTimeout, l.MaxIdleConnsPerHost), true
 }
 
 // hostRouter picks an endpoint by host: exact name, then the longest

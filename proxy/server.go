@@ -41,6 +41,9 @@ type Server struct {
 	hijackMu sync.Mutex
 	hijacked map[net.Conn]struct{} // upgraded and piped conns, closed at the drain deadline
 
+	upMu sync.Mutex
+	ups  map[string]*upstreams // live upstream sets by settings, shared across reloads
+
 	ready atomic.Bool
 }
 

@@ -26,57 +26,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicehq/sluice/internal/goldenfile"
 	"github.com/sluicehq/sluice/policy"
 	"go.yaml.in/yaml/v3"
 )
 
-type golden struct {
-	Policy  string `yaml:"policy"` // relative to the expect file; default <name>.yaml, else <name>.json
-	Source  string `yaml:"source"`
-	Note    string `yaml:"note"`
-	Skip    string `yaml:"skip"` // why this example cannot run here (kept, reported, not dropped)
-	Request struct {
-		Method     string            `yaml:"method"`
-		URL        string            `yaml:"url"`
-		Client     string            `yaml:"client"`
-		Headers    map[string]string `yaml:"headers"`
-		Body       string            `yaml:"body"`
-		BodyRepeat []any             `yaml:"body_repeat"` // [text, count]
-		ConnStart  string            `yaml:"conn_start"`
-		GeoCity    string            `yaml:"geo_city"`
-		GeoCountry string            `yaml:"geo_country"`
-		GeoCC      string            `yaml:"geo_country_code"`
-		GeoIsEU    bool              `yaml:"geo_is_eu"`
-		GeoASOrg   string            `yaml:"geo_as_org"`
-		Repeat     int               `yaml:"repeat"`
-		Length     int               `yaml:"content_length"` // send a body of this many bytes
-	} `yaml:"request"`
-	Upstream struct {
-		Status     int               `yaml:"status"`
-		Headers    map[string]string `yaml:"headers"`
-		Body       string            `yaml:"body"`
-		BodyRepeat []any             `yaml:"body_repeat"`
-	} `yaml:"upstream"`
-	Expect struct {
-		LoadError             string            `yaml:"load_error"`
-		Closed                bool              `yaml:"closed"`
-		Status                int               `yaml:"status"`
-		Headers               map[string]string `yaml:"headers"`
-		HeadersPresent        []string          `yaml:"headers_present"`
-		HeadersAbsent         []string          `yaml:"headers_absent"`
-		Body                  *string           `yaml:"body"`
-		BodyRegexp            string            `yaml:"body_regexp"`
-		DecodedBodyLength     int               `yaml:"decoded_body_length"`
-		Upstream              *bool             `yaml:"upstream"`
-		UpstreamURI           string            `yaml:"upstream_uri"`
-		UpstreamHost          string            `yaml:"upstream_host"`
-		UpstreamHeaders       map[string]string `yaml:"upstream_headers"`
-		UpstreamHeadersAbsent []string          `yaml:"upstream_headers_absent"`
-		ForwardInternal       string            `yaml:"forward_internal"`
-		Log                   string            `yaml:"log"`
-		Vars                  map[string]any    `yaml:"vars"`
-	} `yaml:"expect"`
-}
+// golden is an expectation file beside a policy (see internal/goldenfile).
+type golden = goldenfile.File
 
 // goldenDirs: the actions package's files (reused, not copied) and the
 // examples added here (multi-action pages, getting started).

@@ -17,53 +17,13 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/exchange"
+	"github.com/sluicehq/sluice/internal/goldenfile"
 	"github.com/sluicehq/sluice/policy"
 	"go.yaml.in/yaml/v3"
 )
 
-// golden is an expectation file beside a policy taken unchanged from
-// ngrok's documentation (testdata/ngrok/<action>-<n>.yaml).
-type golden struct {
-	Policy  string `yaml:"policy"` // relative to this file; default <name>.yaml
-	Source  string `yaml:"source"`
-	Note    string `yaml:"note"`
-	Request struct {
-		Method    string            `yaml:"method"`
-		URL       string            `yaml:"url"`
-		Client    string            `yaml:"client"`
-		Headers   map[string]string `yaml:"headers"`
-		ConnStart string            `yaml:"conn_start"`
-		GeoCity   string            `yaml:"geo_city"`
-		GeoCntry  string            `yaml:"geo_country"`
-		Repeat    int               `yaml:"repeat"`
-		Length    int64             `yaml:"content_length"`
-	} `yaml:"request"`
-	Upstream struct {
-		Status     int               `yaml:"status"`
-		Headers    map[string]string `yaml:"headers"`
-		Body       string            `yaml:"body"`
-		BodyRepeat []any             `yaml:"body_repeat"` // [text, count]
-	} `yaml:"upstream"`
-	Expect struct {
-		LoadError             string            `yaml:"load_error"`
-		Closed                bool              `yaml:"closed"`
-		Status                int               `yaml:"status"`
-		Headers               map[string]string `yaml:"headers"`
-		HeadersPresent        []string          `yaml:"headers_present"`
-		HeadersAbsent         []string          `yaml:"headers_absent"`
-		Body                  *string           `yaml:"body"`
-		BodyRegexp            string            `yaml:"body_regexp"`
-		DecodedBodyLength     int               `yaml:"decoded_body_length"`
-		Upstream              *bool             `yaml:"upstream"`
-		UpstreamURI           string            `yaml:"upstream_uri"`
-		UpstreamHost          string            `yaml:"upstream_host"`
-		UpstreamHeaders       map[string]string `yaml:"upstream_headers"`
-		UpstreamHeadersAbsent []string          `yaml:"upstream_headers_absent"`
-		ForwardInternal       string            `yaml:"forward_internal"`
-		Log                   string            `yaml:"log"`
-		Vars                  map[string]any    `yaml:"vars"`
-	} `yaml:"expect"`
-}
+// golden is an expectation file beside a policy (see internal/goldenfile).
+type golden = goldenfile.File
 
 type fakeGeo struct{ city, country string }
 
@@ -126,7 +86,7 @@ func runGoldenDir(t *testing.T, dir string) {
 			}
 			defer p.Close()
 			if g.Request.GeoCity != "" {
-				policy.SetGeoProvider(fakeGeo{g.Request.GeoCity, g.Request.GeoCntry})
+				policy.SetGeoProvider(fakeGeo{g.Request.GeoCity, g.Request.GeoCountry})
 				defer policy.SetGeoProvider(nil)
 			}
 			var out outcome
@@ -186,7 +146,7 @@ func runGolden(t *testing.T, p *policy.Policy, g *golden, log *slog.Logger) outc
 	}
 	x := &exchange.Exchange{ID: "req_golden", Start: time.Now(), Conn: conn, Endpoint: ep, Log: log,
 		Req: &exchange.Request{Method: method, Scheme: u.Scheme, Host: host, Path: path, RawQuery: u.RawQuery,
-			Proto: "HTTP/1.1", Header: h, ContentLength: g.Request.Length, Body: http.NoBody}}
+			Proto: "HTTP/1.1", Header: h, ContentLength: int64(g.Request.Length), Body: http.NoBody}}
 	out.x = x
 	if err := p.RunRequest(x); errors.Is(err, exchange.ErrCloseConnection) {
 		out.closed = true

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,10 +33,20 @@ type Conn struct {
 	TLS        *tls.ConnectionState // nil for plaintext; for passthrough only SNI is known
 	SNI        string
 	Endpoint   *Endpoint
+	// Bytes counts what the client sent and was sent on this connection
+	// so far, as bytes on the wire (TLS records included); nil where the
+	// proxy does not count (piped tcp:// connections).
+	Bytes *ByteCounts
 
 	// Vars holds per-connection policy variables (vars.*, actions results
 	// from on_tcp_connect); requests on the connection start from a copy.
 	Vars map[string]any
+}
+
+// ByteCounts are a connection's running byte totals.
+type ByteCounts struct {
+	In  atomic.Int64 // from the client
+	Out atomic.Int64 // to the client
 }
 
 // Request is an HTTP request as the policy engine sees and changes it.

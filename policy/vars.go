@@ -62,6 +62,18 @@ var baseVariables = []variable{
 	{"conn.client_port", tInt, inAll, "client port", func(e *evaluation) ref.Val { return types.Int(e.conn().ClientAddr.Port()) }},
 	{"conn.server_ip", tStr, inAll, "local IP the connection was accepted on", func(e *evaluation) ref.Val { return str(addrString(e.conn().ServerAddr.Addr())) }},
 	{"conn.server_port", tInt, inAll, "local port the connection was accepted on", func(e *evaluation) ref.Val { return types.Int(e.conn().ServerAddr.Port()) }},
+	{"conn.bytes_in", tInt, inAll, "bytes received from the client on this connection so far (0 on piped tcp:// endpoints)", func(e *evaluation) ref.Val {
+		if b := e.conn().Bytes; b != nil {
+			return types.Int(b.In.Load())
+		}
+		return types.Int(0)
+	}},
+	{"conn.bytes_out", tInt, inAll, "bytes sent to the client on this connection so far (0 on piped tcp:// endpoints)", func(e *evaluation) ref.Val {
+		if b := e.conn().Bytes; b != nil {
+			return types.Int(b.Out.Load())
+		}
+		return types.Int(0)
+	}},
 	{"conn.ts.start", tTime, inAll, "when the connection was accepted", func(e *evaluation) ref.Val { return types.Timestamp{Time: e.conn().Start} }},
 	{"conn.tls.version", tStr, inAll, `TLS version, e.g. "1.3" ("" without TLS)`, func(e *evaluation) ref.Val { return str(tlsVersion(e.conn().TLS)) }},
 	{"conn.tls.cipher_suite", tStr, inAll, "negotiated cipher suite name", func(e *evaluation) ref.Val {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -21,6 +22,7 @@ type connInfo struct {
 	sni    string // normalised SNI of a terminated TLS connection
 	peerIP string // PeerAddr's IP as text, computed once for X-Forwarded-For
 	gauge  prometheus.Gauge
+	bytes  exchange.ByteCounts // conn.bytes_in / conn.bytes_out
 }
 
 // clientAddrer is implemented by connections that know the real client
@@ -41,6 +43,7 @@ func newConnInfo(c net.Conn, l *listener) *connInfo {
 	}
 	ci.peerIP = ci.conn.PeerAddr.Addr().String()
 	ci.conn.ID = "conn_" + newID()
+	ci.conn.Bytes = &ci.bytes
 	return ci
 }
 
@@ -118,17 +121,44 @@ func (c *sconn) CloseWrite() error {
 	return nil
 }
 
-// peekConn replays bytes peeked while classifying a connection.
+// peekConn replays bytes peeked while classifying a connection. With n
+// it is the connection's innermost layer and counts the bytes that cross
+// it (br then reads through a countReader).
 type peekConn struct {
 	net.Conn
 	br *bufio.Reader
+	n  *exchange.ByteCounts
 }
 
 func (c *peekConn) Read(p []byte) (int, error) {
 	if c.br.Buffered() > 0 {
 		return c.br.Read(p)
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if c.n != nil {
+		c.n.In.Add(int64(n))
+	}
+	return n, err
+}
+
+func (c *peekConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.n != nil {
+		c.n.Out.Add(int64(n))
+	}
+	return n, err
+}
+
+// countReader counts what it reads into n.In.
+type countReader struct {
+	r io.Reader
+	n *exchange.ByteCounts
+}
+
+func (c countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.In.Add(int64(n))
+	return n, err
 }
 
 func (c *peekConn) CloseWrite() error {

@@ -192,7 +192,7 @@ func (l *listener) handle(c net.Conn) {
 	case r.hasTLS():
 		// TLS records start with 0x16 (handshake); anything else is
 		// plaintext, served on a mixed port and refused on a TLS-only one.
-		bc, first := l.peek(c)
+		bc, first := l.peek(c, ci)
 		if bc == nil {
 			return
 		}
@@ -254,7 +254,7 @@ func (l *listener) handle(c net.Conn) {
 		// then sees no *tls.Conn (r.TLS comes from tlsConn.ConnectionState).
 		l.cl.deliver(tlsConn{&sconn{Conn: tc, ci: ci, g: newH1Guard()}, tc})
 	default:
-		bc, first := l.peek(c)
+		bc, first := l.peek(c, ci)
 		if bc == nil {
 			return
 		}
@@ -264,8 +264,8 @@ func (l *listener) handle(c net.Conn) {
 
 // peek reads the first byte of a connection (within the header timeout);
 // nil means the connection was closed.
-func (l *listener) peek(c net.Conn) (net.Conn, byte) {
-	bc := &peekConn{Conn: c, br: bufio.NewReaderSize(c, 4096)}
+func (l *listener) peek(c net.Conn, ci *connInfo) (net.Conn, byte) {
+	bc := &peekConn{Conn: c, br: bufio.NewReaderSize(countReader{c, &ci.bytes}, 4096), n: &ci.bytes}
 	c.SetReadDeadline(time.Now().Add(l.s.limits.ReadHeaderTimeout))
 	b, err := bc.br.Peek(1)
 	c.SetReadDeadline(time.Time{})

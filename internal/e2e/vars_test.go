@@ -76,6 +76,9 @@ var varCases = []varCase{
 	{expr: "conn.client_ip", want: "127.0.0.9", from: "127.0.0.9"},
 	{expr: "conn.client_ip", want: "127.0.0.1", phase: "connect"},
 	{expr: "conn.client_port > 1023 && conn.client_port < 65536", match: true, want: "true"},
+	// Exact counts across keep-alive requests: TestConnBytes.
+	{expr: "conn.bytes_in >= size('GET / HTTP/1.1\\r\\n')", match: true, want: "true"},
+	{expr: "string(conn.bytes_out)", wantRe: "^[0-9]+$"},
 	{expr: "conn.server_ip", want: "127.0.0.1"},
 	{expr: "string(conn.server_port)", wantFn: func(e *env) string { _, p, _ := net.SplitHostPort(e.addr("")); return p }},
 	{expr: "conn.ts.start <= timestamp(time.now) + duration('1s') && conn.ts.start > timestamp('2024-01-01T00:00:00Z')", match: true, want: "true"},

@@ -14,7 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 DUR=${DUR:-6}           # seconds per measurement
-ROUNDS=${ROUNDS:-2}     # every target is measured once per round; the best round counts
+ROUNDS=${ROUNDS:-3}     # every target is measured once per round; the best round counts (policy overhead: the median of rounds)
 WARM=${WARM:-2}         # seconds of warm-up per proxy and protocol
 CONNS=${CONNS:-64}
 STREAMS=${STREAMS:-10}  # h2 streams per connection
@@ -65,12 +65,31 @@ tree_hwm() {
   echo "$sum"
 }
 
+# tree_cpu PID: CPU time (user + system, in clock ticks) of PID and its
+# children so far; the difference around a measurement, divided by its
+# requests, is the target's CPU cost per request. That is much steadier
+# than req/s on a shared machine, where other load takes the target's CPU.
+tree_cpu() {
+  local pid=$1 sum=0 k v
+  for k in "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+    v=$(awk '{print $14 + $15}' "/proc/$k/stat" 2>/dev/null || true)
+    sum=$((sum + ${v:-0}))
+  done
+  echo "$sum"
+}
+TICK=$(getconf CLK_TCK)
+
+# cpu_us T0 T1 REQUESTS: microseconds of CPU per request between two
+# tree_cpu readings.
+cpu_us() { awk -v a="$1" -v b="$2" -v n="$3" -v t="$TICK" 'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / t / n; else print "?" }'; }
+
 # start NAME CMD...: runs a server in the background, waits for its ports.
 start() {
   local name=$1
   shift
   "$@" >"$out/$name.log" 2>&1 &
   server_pid=$!
+  meas_pid=$server_pid
   pids+=("$server_pid")
   if ! bin/benchkit wait "127.0.0.1:$PORT" 10 || ! bin/benchkit wait "127.0.0.1:$TLS_PORT" 10; then
     echo "bench.sh: $name did not start:" >&2
@@ -99,14 +118,18 @@ to_ms() {
 # h1 TARGET SIZE PORT: one wrk measurement, appended to results.tsv.
 h1() {
   local target=$1 size=$2 port=$3 f="$out/wrk-$1-$2-r$round.txt"
+  local c0 c1
+  c0=$(tree_cpu "$meas_pid")
   wrk -t2 -c"$CONNS" -d"${DUR}s" --timeout 10s --latency -H 'X-Bench: 1' "http://127.0.0.1:$port/$size" >"$f" 2>&1
-  local rps p50 p99 errs
+  c1=$(tree_cpu "$meas_pid")
+  local rps p50 p99 errs cpu
   rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$f")
+  cpu=$(cpu_us "$c0" "$c1" "$(awk '/requests in/ {print $1}' "$f")")
   p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$f")")
   p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$f")")
   errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$f")
-  printf '%s\th1\t%s\t%s\t%s\t%s\t%s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$errs" >>"$results"
-  printf '  %-14s h1 %-3s %9s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$errs"
+  printf '%s\th1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$errs" "$cpu" "$round" >>"$results"
+  printf '  %-14s h1 %-3s %9s req/s  p50 %7s ms  p99 %7s ms  cpu %6s us/req  errors %s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$cpu" "$errs"
 }
 
 # h2 TARGET SIZE PORT: one h2load measurement (TLS, ALPN h2); latency
@@ -118,10 +141,14 @@ h2() {
   # count instead (two answers per stream slot). timeout bounds both.
   local mode=(-D "$DUR")
   [[ $size == 1m ]] && mode=(-n $((CONNS * STREAMS * 2)))
+  local c0 c1
+  c0=$(tree_cpu "$meas_pid")
   timeout -k 5 $((DUR + 60)) h2load -t2 -c"$CONNS" -m"$STREAMS" "${mode[@]}" -H 'X-Bench: 1' \
     --log-file="$log" "https://127.0.0.1:$port/$size" >"$f" 2>&1 || echo "h2load: killed or failed" >>"$f"
+  c1=$(tree_cpu "$meas_pid")
   touch "$log"
-  local rps p50 p99 errs
+  local rps p50 p99 errs cpu
+  cpu=$(cpu_us "$c0" "$c1" "$(awk '/^requests:/ {for (i = 1; i <= NF; i++) if ($(i+1) ~ /^succeeded/) print $i}' "$f")")
   rps=$(awk '/^finished in/ {for (i = 1; i <= NF; i++) if ($(i+1) ~ /^req\/s/) {printf "%.0f", $i}}' "$f")
   read -r p50 p99 < <(cut -f3 "$log" | sort -n | awk '{a[NR] = $1} END {
     if (NR == 0) { print "? ?"; exit }
@@ -130,8 +157,8 @@ h2() {
     printf "%.2f %.2f\n", a[i50] / 1000, a[i99] / 1000 }')
   errs=$(awk '/^requests:/ {for (i = 1; i <= NF; i++) if ($(i+1) ~ /^(failed|errored)/) n += $i} /^status codes:/ {for (i = 1; i <= NF; i++) if ($(i+1) ~ /^[345]xx/) n += $i} END {print n + 0}' "$f")
   rm -f "$log"
-  printf '%s\th2\t%s\t%s\t%s\t%s\t%s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$errs" >>"$results"
-  printf '  %-14s h2 %-3s %9s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$errs"
+  printf '%s\th2\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$errs" "$cpu" "$round" >>"$results"
+  printf '  %-14s h2 %-3s %9s req/s  p50 %7s ms  p99 %7s ms  cpu %6s us/req  errors %s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$cpu" "$errs"
 }
 
 warm() {
@@ -145,7 +172,8 @@ rss_of() { printf '%s\t%s\n' "$1" "$(tree_hwm "$server_pid")" >>"$out/rss.tsv"; 
 # ---- the fixed backend --------------------------------------------------------
 render bench/nginx-backend.conf "$out/nginx-backend.conf"
 nginx -p "$out" -e "$out/nginx-backend.error.log" -c "$out/nginx-backend.conf" >"$out/backend.log" 2>&1 &
-pids+=($!)
+backend_pid=$!
+pids+=("$backend_pid")
 if ! bin/benchkit wait "127.0.0.1:$BACKEND_PORT" 10 || ! bin/benchkit wait "127.0.0.1:$BACKEND_TLS_PORT" 10; then
   echo "bench.sh: backend nginx did not start:" >&2
   cat "$out/backend.log" >&2
@@ -165,6 +193,7 @@ measure() {
 one_round() {
   echo "bench: round $round of $ROUNDS"
   echo "bench: direct to the backend (nginx static, 1 worker)"
+  meas_pid=$backend_pid
   warm "$BACKEND_PORT" "$BACKEND_TLS_PORT"
   for s in 1k 1m; do h1 direct "$s" "$BACKEND_PORT"; done
   for s in 1k 1m; do h2 direct "$s" "$BACKEND_TLS_PORT"; done

@@ -38,22 +38,39 @@ table=$(awk -F'\t' '
       ratio = (k in ng && ng[k] > 0) ? sprintf("%.2f", f[4] / ng[k]) : "-"
       size = (f[3] == "1k") ? "1 KiB" : "1 MiB"
       proto = (f[2] == "h1") ? "HTTP/1.1" : "h2 (TLS)"
-      printf "| %s | %s | %s | %d | %s | %s | %s | %s |\n", f[1], proto, size, f[4], f[5], f[6], ratio, f[7]
+      printf "| %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", f[1], proto, size, f[4], f[5], f[6], ratio, (f[8] == "" ? "-" : f[8]), f[7]
     }
   }' "$results")
 
 rss=$(awk -F'\t' '{printf "| %s | %.1f |\n", $1, $2 / 1024}' "$out/rss-best.tsv")
 
-# Policy overhead: sluice+policy5 vs sluice, same protocol, 1 KiB.
+# Policy overhead: sluice+policy5 vs sluice, same protocol, 1 KiB, from
+# the pair of runs of each round (they alternate in one process), then the
+# median over rounds; the CPU cost per request is the steadier figure.
 overhead=$(awk -F'\t' '
-  $3 == "1k" && $1 == "sluice-nopolicy" { base[$2] = $4; b50[$2] = $5 }
-  $3 == "1k" && $1 == "sluice+policy5" { pol[$2] = $4; p50[$2] = $5 }
+  function median(s,   a, n, i, j, t) {
+    n = split(substr(s, 2), a, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  $3 == "1k" && $1 == "sluice-nopolicy" { base[$2, $9] = $4; bcpu[$2, $9] = $8 }
+  $3 == "1k" && $1 == "sluice+policy5" { pol[$2, $9] = $4; pcpu[$2, $9] = $8; protos[$2] = 1; rounds[$9] = 1 }
   END {
-    for (p in pol) if (base[p] > 0) {
+    for (p in protos) {
+      rt = ""; ct = ""; b = ""; w = ""; bc = ""; wc = ""
+      for (r in rounds) if (base[p, r] > 0 && pol[p, r] > 0) {
+        rt = rt " " (base[p, r] / pol[p, r] - 1) * 100
+        b = b " " base[p, r]; w = w " " pol[p, r]
+        if (bcpu[p, r] + 0 > 0 && pcpu[p, r] + 0 > 0) {
+          ct = ct " " (pcpu[p, r] / bcpu[p, r] - 1) * 100; bc = bc " " bcpu[p, r]; wc = wc " " pcpu[p, r]
+        }
+      }
+      if (rt == "") continue
       proto = (p == "h1") ? "HTTP/1.1" : "h2 (TLS)"
-      printf "| %s | %d | %d | %+.1f%% | %s -> %s |\n", proto, base[p], pol[p], (base[p] / pol[p] - 1) * 100, b50[p], p50[p]
+      printf "| %s | %d | %d | %+.1f%% | %s | %s |\n", proto, median(b), median(w), median(rt),
+        (bc == "" ? "-" : sprintf("%.1f -> %.1f", median(bc), median(wc))), (ct == "" ? "-" : sprintf("%+.1f%%", median(ct)))
     }
-  }' "$results" | sort)
+  }' "$out/results.tsv" | sort)
 
 {
   cat <<EOF
@@ -121,12 +138,15 @@ go test -run='^\$' -bench=. -benchmem ./proxy/ ./policy/...
 "vs nginx" is req/s divided by nginx's req/s for the same protocol and size.
 On this shared 2-core machine, repeated runs of the same row differ by
 10-20% (more while other work runs); read differences smaller than that as
-noise, including a policy "overhead" below zero. At 1 MiB the proxies are
+noise, including a policy "overhead" below zero. "cpu µs/req" is the
+CPU time (user + system) the target's processes used per request during
+the row's run: what a request costs the proxy itself, much steadier than
+req/s when other load shares the machine. At 1 MiB the proxies are
 bound by copying bytes, and nginx's default \`proxy_buffering\` adds a
 copy through its buffers that the streaming proxies (sluice, Caddy) skip.
 
-| target | protocol | body | req/s | p50 ms | p99 ms | vs nginx | errors |
-|---|---|---|---:|---:|---:|---:|---:|
+| target | protocol | body | req/s | p50 ms | p99 ms | vs nginx | cpu µs/req | errors |
+|---|---|---|---:|---:|---:|---:|---:|---:|
 $table
 
 Peak memory over all of a proxy's runs:
@@ -141,12 +161,14 @@ One sluice process (\`bench/sluice-policy5.yaml\`) serves the backend on
 endpoints without a policy and with \`bench/policy5.yaml\` (five rules:
 path, header and IP conditions; add-headers and url-rewrite actions; four
 match every request); wrk and h2load alternate between the two, 1 KiB
-answers. "time per request added" is the extra time per request implied by
-the req/s drop (without / with - 1); the \`BenchmarkFiveRules\` line below
-is the engine's own share of it.
+answers, in every round. Each figure is the median over rounds of the
+pair measured in that round. "time per request added" is implied by the
+req/s drop (without / with - 1); "CPU added" compares the CPU the process
+spent per request with and without the policy, the steadier figure on a
+shared machine. \`BenchmarkPolicy5\` below is the engine's own share.
 
-| protocol | req/s without | req/s with policy5 | time per request added | p50 ms without -> with |
-|---|---:|---:|---:|---|
+| protocol | req/s without | req/s with policy5 | time per request added | cpu µs/req without -> with | CPU added |
+|---|---:|---:|---:|---|---:|
 $overhead
 
 ## Go micro-benchmarks

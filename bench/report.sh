@@ -103,7 +103,7 @@ minutes.
   (\`bench/nginx-backend.conf\`). It answers much faster than any proxy in
   front of it; the \`direct\` rows show its ceiling on this machine.
 - **Each proxy runs alone**: started, warmed up (${WARM:-2} s per protocol), measured (${DUR:-6} s per row), stopped.
-  This repeats for ${ROUNDS:-2} rounds, targets interleaved; each row shows
+  This repeats for ${ROUNDS:-3} rounds, targets interleaved; each row shows
   the round with the most req/s, so a burst of unrelated load on the
   machine costs a target one round, not its result.
   Peak RSS is its \`VmHWM\` from \`/proc/PID/status\` at the end of its

@@ -18,7 +18,19 @@ type GeoInfo struct {
 	Longitude             string
 	Radius                string // km
 	IsEU                  bool
+	Continent             string // name (EN), e.g. "Europe"
+	MetroCode             string
+	TimeZone              string // IANA name, e.g. "Europe/Berlin"
 	RegisteredCountryCode string
+	// Where the address range is registered (MaxMind's registered
+	// country; city-level fields stay empty when the database has none).
+	RegisteredCountry     string
+	RegisteredContinent   string
+	RegisteredSubdivision string
+	RegisteredCity        string
+	RegisteredIsEU        bool
+	RegisteredMetroCode   string
+	RegisteredTimeZone    string
 	ASN                   int64
 	ASOrg                 string
 }

@@ -52,7 +52,10 @@ type fakeGeo struct{}
 func (fakeGeo) Lookup(a netip.Addr) policy.GeoInfo {
 	return policy.GeoInfo{CountryCode: "NZ", Country: "New Zealand", Subdivision: "Wellington", City: "Wellington",
 		PostalCode: "6011", Latitude: "-41.28", Longitude: "174.77", Radius: "10", IsEU: false,
-		RegisteredCountryCode: "AU", ASN: 64500, ASOrg: "Example Net " + a.String()}
+		RegisteredCountryCode: "AU", ASN: 64500, ASOrg: "Example Net " + a.String(),
+		Continent: "Oceania", MetroCode: "0", TimeZone: "Pacific/Auckland",
+		RegisteredCountry: "Australia", RegisteredContinent: "Oceania", RegisteredSubdivision: "New South Wales",
+		RegisteredCity: "Sydney", RegisteredIsEU: false, RegisteredMetroCode: "1", RegisteredTimeZone: "Australia/Sydney"}
 }
 
 func hexOf(h []byte) string { return hex.EncodeToString(h) }
@@ -104,6 +107,9 @@ var varCases = []varCase{
 	{expr: "conn.client_ip.geo.location.country_code + conn.client_ip.geo.location.country + conn.client_ip.geo.location.subdivision + conn.client_ip.geo.location.city + conn.client_ip.geo.location.postal_code", want: "NZNew ZealandWellingtonWellington6011", geo: true},
 	{expr: "conn.client_ip.geo.location.latitude + conn.client_ip.geo.location.longitude + conn.client_ip.geo.location.radius", want: "-41.28174.7710", geo: true},
 	{expr: "!conn.client_ip.geo.location.is_eu && conn.client_ip.geo.registered_location.country_code == 'AU'", match: true, want: "true", geo: true},
+	{expr: "conn.client_ip.geo.location.continent + '|' + conn.client_ip.geo.location.metro_code + '|' + conn.client_ip.geo.location.timezone", want: "Oceania|0|Pacific/Auckland", geo: true},
+	{expr: "[conn.client_ip.geo.registered_location.country, conn.client_ip.geo.registered_location.continent, conn.client_ip.geo.registered_location.subdivision, conn.client_ip.geo.registered_location.city, conn.client_ip.geo.registered_location.metro_code, conn.client_ip.geo.registered_location.timezone].join('|')", want: "Australia|Oceania|New South Wales|Sydney|1|Australia/Sydney", geo: true},
+	{expr: "conn.client_ip.geo.registered_location.is_eu", match: true, want: "false", geo: true},
 	{expr: "string(conn.client_ip.as.number) + ' ' + conn.client_ip.as.organization", want: "64500 Example Net 127.0.0.1", geo: true},
 	{expr: "conn.geo.country_code", want: "NZ", geo: true, phase: "connect"},
 

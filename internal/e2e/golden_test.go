@@ -144,9 +144,9 @@ func runGoldenListener(t *testing.T, g *golden, src, polFile string) {
 		}
 		return
 	}
-	if rq := g.Request; rq.GeoCity != "" || rq.GeoCountry != "" || rq.GeoCC != "" || rq.GeoASOrg != "" {
+	if rq := g.Request; rq.GeoCity != "" || rq.GeoCountry != "" || rq.GeoCC != "" || rq.GeoASOrg != "" || rq.GeoContinent != "" {
 		policy.SetGeoProvider(goldenGeo{policy.GeoInfo{City: rq.GeoCity, Country: rq.GeoCountry,
-			CountryCode: rq.GeoCC, IsEU: rq.GeoIsEU, ASOrg: rq.GeoASOrg}})
+			CountryCode: rq.GeoCC, IsEU: rq.GeoIsEU, ASOrg: rq.GeoASOrg, Continent: rq.GeoContinent}})
 		t.Cleanup(func() { policy.SetGeoProvider(nil) })
 	}
 

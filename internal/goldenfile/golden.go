@@ -12,20 +12,21 @@ type File struct {
 	Note    string `yaml:"note"`
 	Skip    string `yaml:"skip"` // why this example cannot run here (kept, reported, not dropped)
 	Request struct {
-		Method     string            `yaml:"method"`
-		URL        string            `yaml:"url"`
-		Client     string            `yaml:"client"`
-		Headers    map[string]string `yaml:"headers"`
-		Body       string            `yaml:"body"`
-		BodyRepeat []any             `yaml:"body_repeat"` // [text, count]
-		ConnStart  string            `yaml:"conn_start"`
-		GeoCity    string            `yaml:"geo_city"`
-		GeoCountry string            `yaml:"geo_country"`
-		GeoCC      string            `yaml:"geo_country_code"`
-		GeoIsEU    bool              `yaml:"geo_is_eu"`
-		GeoASOrg   string            `yaml:"geo_as_org"`
-		Repeat     int               `yaml:"repeat"`
-		Length     int               `yaml:"content_length"` // a body of this many bytes
+		Method       string            `yaml:"method"`
+		URL          string            `yaml:"url"`
+		Client       string            `yaml:"client"`
+		Headers      map[string]string `yaml:"headers"`
+		Body         string            `yaml:"body"`
+		BodyRepeat   []any             `yaml:"body_repeat"` // [text, count]
+		ConnStart    string            `yaml:"conn_start"`
+		GeoCity      string            `yaml:"geo_city"`
+		GeoCountry   string            `yaml:"geo_country"`
+		GeoCC        string            `yaml:"geo_country_code"`
+		GeoIsEU      bool              `yaml:"geo_is_eu"`
+		GeoASOrg     string            `yaml:"geo_as_org"`
+		GeoContinent string            `yaml:"geo_continent"`
+		Repeat       int               `yaml:"repeat"`
+		Length       int               `yaml:"content_length"` // a body of this many bytes
 	} `yaml:"request"`
 	Upstream struct {
 		Status     int               `yaml:"status"`

@@ -244,9 +244,9 @@ func (s *Server) run(xs *xstate, e *endpoint, t *table, depth int) error {
 	var err error
 	if e.hooks != nil && xs.nhooked < len(xs.hooked) {
 		if x.Log == s.log {
-			// Policies log through x.Log: give their lines the request id.
-			// Only here, as With allocates.
-			x.Log = s.log.With("request_id", x.ID)
+			// Policies log through x.Log: give their lines the request id,
+			// added only to lines actually logged.
+			x.Log = slog.New(&reqIDHandler{h: s.log.Handler(), id: x.ID})
 		}
 		x.Endpoint = &e.ep
 		x.Pinned = nil

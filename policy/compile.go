@@ -283,7 +283,7 @@ func (c *compiler) exprAt(src string, n *yaml.Node, base int, wantBool bool) (*E
 	if line > 0 {
 		where = fmt.Sprintf("%s:%d:%d", c.file, line, col)
 	}
-	return &Expr{src: src, where: where, prg: prg, typ: out}, nil
+	return &Expr{src: src, where: where, prg: prg, typ: out, fast: compileFast(native)}, nil
 }
 
 // program plans a checked AST. cel-go can panic on some odd constant

@@ -78,22 +78,27 @@ func (e *evaluation) ResolveName(name string) (any, bool) {
 	if !ok {
 		return nil, false
 	}
+	return e.resolve(i), true
+}
+
+// resolve returns variable i, computing it on first use.
+func (e *evaluation) resolve(i int) ref.Val {
 	want := e.gen
 	if stableVar[i] {
 		want = e.sgen
 	}
 	if e.gens[i] == want {
-		return e.vals[i], true
+		return e.vals[i]
 	}
 	if computeHook != nil {
-		computeHook(name)
+		computeHook(variables[i].name)
 	}
 	v := variables[i].get(e)
 	if e.vals[i] == nil {
 		e.used = append(e.used, i)
 	}
 	e.vals[i], e.gens[i] = v, want
-	return v, true
+	return v
 }
 
 // Parent implements interpreter.Activation.
@@ -140,6 +145,7 @@ type Expr struct {
 	where string // "file:line:col" of the expression, for run-time errors
 	prg   cel.Program
 	typ   *cel.Type
+	fast  fastFn // nil: CEL only (see fast.go)
 }
 
 // Source returns the expression text.
@@ -152,6 +158,11 @@ func (x *Expr) eval(s *State) (v ref.Val, err error) {
 			v, err = nil, fmt.Errorf("%s: evaluation panicked: %v", x.where, r)
 		}
 	}()
+	if x.fast != nil && !noFast {
+		if v, ok := x.fast(s.activation()); ok {
+			return v, nil
+		}
+	}
 	v, _, err = x.prg.Eval(s.activation())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", x.where, err)

@@ -54,29 +54,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# tree_hwm PID: peak RSS (VmHWM) of PID and its children, in KiB; for nginx
-# that is the master plus its workers.
-tree_hwm() {
-  local pid=$1 sum=0 k v
+# tree_sum PID FILE AWKPROG: AWKPROG's number from /proc/PID/FILE, summed
+# over PID and its children (nginx: the master and its workers).
+tree_sum() {
+  local pid=$1 file=$2 prog=$3 sum=0 k v
   for k in "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
-    v=$(awk '/^VmHWM:/ {print $2}' "/proc/$k/status" 2>/dev/null || true)
+    v=$(awk "$prog" "/proc/$k/$file" 2>/dev/null || true)
     sum=$((sum + ${v:-0}))
   done
   echo "$sum"
 }
 
+# tree_hwm PID: peak RSS (VmHWM) of PID and its children, in KiB; for nginx
+# that counts shared pages once per process (an upper bound).
+tree_hwm() { tree_sum "$1" status '/^VmHWM:/ {print $2}'; }
+
 # tree_cpu PID: CPU time (user + system, in clock ticks) of PID and its
 # children so far; the difference around a measurement, divided by its
 # requests, is the target's CPU cost per request. That is much steadier
 # than req/s on a shared machine, where other load takes the target's CPU.
-tree_cpu() {
-  local pid=$1 sum=0 k v
-  for k in "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
-    v=$(awk '{print $14 + $15}' "/proc/$k/stat" 2>/dev/null || true)
-    sum=$((sum + ${v:-0}))
-  done
-  echo "$sum"
-}
+tree_cpu() { tree_sum "$1" stat '{print $14 + $15}'; }
 TICK=$(getconf CLK_TCK)
 
 # cpu_us T0 T1 REQUESTS: microseconds of CPU per request between two

@@ -47,7 +47,7 @@ func (c *compiler) template(s string, n *yaml.Node) (*Template, error) {
 			i++
 			continue
 		}
-		end := exprEnd(s, i+2)
+		end := InterpolationEnd(s, i+2)
 		if end < 0 {
 			errs = append(errs, c.errAt(n, at(i), "unterminated ${ in interpolation (missing })"))
 			break
@@ -81,9 +81,11 @@ func (c *compiler) template(s string, n *yaml.Node) (*Template, error) {
 	return t, nil
 }
 
-// exprEnd finds the '}' closing an interpolation that starts at i, skipping
-// CEL string literals and nested braces (map literals). -1 if none.
-func exprEnd(s string, i int) int {
+// InterpolationEnd finds the '}' closing an interpolation whose expression
+// starts at i, skipping CEL string literals and nested braces (map
+// literals); -1 if none. Actions that split a config string around its
+// ${} parts use it to agree with the engine.
+func InterpolationEnd(s string, i int) int {
 	depth := 0
 	for i < len(s) {
 		switch ch := s[i]; ch {

@@ -170,7 +170,7 @@ func credentialColon(raw string) (colon int, whole bool) {
 		case strings.HasPrefix(raw[i:], "$${"):
 			i += 3
 		case strings.HasPrefix(raw[i:], "${"):
-			end := interpEnd(raw, i+2)
+			end := policy.InterpolationEnd(raw, i+2)
 			if end < 0 {
 				return -1, false // the template compiler reports it
 			}
@@ -185,31 +185,6 @@ func credentialColon(raw string) (colon int, whole bool) {
 		}
 	}
 	return -1, false
-}
-
-// interpEnd finds the '}' closing an interpolation whose expression starts
-// at i, skipping CEL string literals and nested braces; -1 if none. It
-// mirrors the engine's template scanner.
-func interpEnd(s string, i int) int {
-	depth := 0
-	for ; i < len(s); i++ {
-		switch ch := s[i]; ch {
-		case '\'', '"':
-			for i++; i < len(s) && s[i] != ch; i++ {
-				if s[i] == '\\' {
-					i++
-				}
-			}
-		case '{':
-			depth++
-		case '}':
-			if depth == 0 {
-				return i
-			}
-			depth--
-		}
-	}
-	return -1
 }
 
 func checkPassword(p string) error {

@@ -27,6 +27,11 @@ type Endpoint struct {
 type Conn struct {
 	ID         string
 	ClientAddr netip.AddrPort // the real client (after trusted proxies or a tunnel)
+	// ClientIP is ClientAddr's address as text (IPv4-mapped addresses
+	// unmapped), formatted once per connection; "" means not formatted
+	// (readers format ClientAddr). Whoever changes ClientAddr sets or
+	// clears it.
+	ClientIP   string
 	PeerAddr   netip.AddrPort // the TCP peer that connected to us
 	ServerAddr netip.AddrPort // the local address the client connected to
 	Start      time.Time

@@ -6,6 +6,7 @@ package policy
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 
 	"cel.dev/cel-go/cel"
@@ -20,7 +21,11 @@ type evaluation struct {
 	vals []ref.Val
 	gens []uint32 // vals[i] is valid when gens[i] == gen
 	gen  uint32
-	used []int // indexes written since the last clear, to clear cheaply
+	used []int // indexes of vals and strs written since the last clear, to clear cheaply
+
+	// The native evaluator's string variables (fast.go), kept the same way.
+	strs    []string
+	strGens []uint32
 
 	// Connection and endpoint variables cannot change during a phase, so
 	// Invalidate keeps them: they are valid while sgens[i] == sgen.
@@ -35,7 +40,8 @@ type evaluation struct {
 var computeHook func(name string)
 
 var evalPool = sync.Pool{New: func() any {
-	return &evaluation{vals: make([]ref.Val, len(variables)), gens: make([]uint32, len(variables)), gen: 1, sgen: 1}
+	n := len(variables)
+	return &evaluation{vals: make([]ref.Val, n), gens: make([]uint32, n), strs: make([]string, n), strGens: make([]uint32, n), gen: 1, sgen: 1}
 }}
 
 func (s *State) activation() *evaluation {
@@ -56,7 +62,7 @@ func (s *State) release() {
 		e.geoOK = false
 		// Drop references to request data, touching only used slots.
 		for _, i := range e.used {
-			e.vals[i] = nil
+			e.vals[i], e.strs[i] = nil, ""
 		}
 		e.used = e.used[:0]
 		e.s = nil
@@ -68,6 +74,7 @@ func (e *evaluation) reset() {
 	e.gen++
 	if e.gen == 0 { // wrapped: zero means "never computed"
 		clear(e.gens)
+		clear(e.strGens)
 		e.gen = 1
 	}
 }
@@ -152,17 +159,33 @@ type Expr struct {
 func (x *Expr) Source() string { return x.src }
 
 func (x *Expr) eval(s *State) (v ref.Val, err error) {
+	if f, ok := x.evalFast(s); ok {
+		return f.ref(), nil
+	}
+	return x.evalCEL(s)
+}
+
+// evalFast runs the native form; ok=false when there is none or it defers
+// to CEL.
+func (x *Expr) evalFast(s *State) (v fv, ok bool) {
+	if x.fast == nil || noFast {
+		return fv{}, false
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			v, ok = fv{}, false // CEL gives the error
+		}
+	}()
+	return x.fast(s.activation())
+}
+
+func (x *Expr) evalCEL(s *State) (v ref.Val, err error) {
 	// A panic inside cel-go or a function must fail this evaluation only.
 	defer func() {
 		if r := recover(); r != nil {
 			v, err = nil, fmt.Errorf("%s: evaluation panicked: %v", x.where, r)
 		}
 	}()
-	if x.fast != nil && !noFast {
-		if v, ok := x.fast(s.activation()); ok {
-			return v, nil
-		}
-	}
 	v, _, err = x.prg.Eval(s.activation())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", x.where, err)
@@ -186,7 +209,10 @@ func (x *Expr) Eval(s *State) (any, error) {
 
 // EvalBool evaluates an expression that must yield a bool.
 func (x *Expr) EvalBool(s *State) (bool, error) {
-	v, err := x.eval(s)
+	if f, ok := x.evalFast(s); ok && f.k == fBool {
+		return f.b, nil
+	}
+	v, err := x.evalCEL(s)
 	if err != nil {
 		return false, err
 	}
@@ -200,7 +226,17 @@ func (x *Expr) EvalBool(s *State) (bool, error) {
 // EvalString evaluates the expression and formats its value as
 // interpolation does.
 func (x *Expr) EvalString(s *State) (string, error) {
-	v, err := x.eval(s)
+	if f, ok := x.evalFast(s); ok {
+		switch f.k {
+		case fStr:
+			return f.s, nil
+		case fInt:
+			return strconv.FormatInt(f.n, 10), nil
+		case fBool:
+			return strconv.FormatBool(f.b), nil
+		}
+	}
+	v, err := x.evalCEL(s)
 	if err != nil {
 		return "", err
 	}

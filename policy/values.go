@@ -30,11 +30,14 @@ type headerMap struct {
 
 func newHeaderMap(h http.Header) *headerMap { return &headerMap{h: h} }
 
-func (m *headerMap) values(key string) ([]string, bool) {
-	if m.h == nil {
+func (m *headerMap) values(key string) ([]string, bool) { return headerValues(m.h, key) }
+
+// headerValues looks a field name up case-insensitively.
+func headerValues(h http.Header, key string) ([]string, bool) {
+	if h == nil {
 		return nil, false
 	}
-	if v, ok := m.h[key]; ok {
+	if v, ok := h[key]; ok {
 		return v, true
 	}
 	// Canonicalise on the stack: the map lookup with string(buf) does not
@@ -52,14 +55,14 @@ func (m *headerMap) values(key string) ([]string, bool) {
 			buf[i] = c
 			upper = c == '-'
 		}
-		if v, ok := m.h[string(buf[:len(key)])]; ok {
+		if v, ok := h[string(buf[:len(key)])]; ok {
 			return v, true
 		}
-	} else if v, ok := m.h[textproto.CanonicalMIMEHeaderKey(key)]; ok {
+	} else if v, ok := h[textproto.CanonicalMIMEHeaderKey(key)]; ok {
 		return v, true
 	}
 	// Headers set with non-canonical keys (direct map writes, HTTP/2).
-	for k, v := range m.h {
+	for k, v := range h {
 		if strings.EqualFold(k, key) {
 			return v, true
 		}

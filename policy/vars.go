@@ -53,14 +53,53 @@ var (
 
 func str(s string) ref.Val { return types.String(s) }
 
+// withNative fills the nil getters of the table: those variables are plain
+// strings that nativeStr (fast.go) computes; CEL gets them boxed.
+func withNative(vs []variable) []variable {
+	for i := range vs {
+		if vs[i].get == nil {
+			f := nativeStr[vs[i].name]
+			vs[i].get = func(e *evaluation) ref.Val { return str(f(e)) }
+		}
+	}
+	return vs
+}
+
+func varClientIP(e *evaluation) string {
+	c := e.conn()
+	if c.ClientIP != "" {
+		return c.ClientIP
+	}
+	return addrString(c.ClientAddr.Addr())
+}
+
+func varSNI(e *evaluation) string {
+	c := e.conn()
+	if c.SNI != "" {
+		return c.SNI
+	}
+	if c.TLS != nil {
+		return c.TLS.ServerName
+	}
+	return ""
+}
+
+func varReqPath(e *evaluation) string {
+	p := e.req().Path
+	if u, err := url.PathUnescape(p); err == nil {
+		p = u
+	}
+	return p
+}
+
 // variables is the table of every declared variable, in documentation order.
-var variables = append(baseVariables, tlsClientVariables()...)
+var variables = withNative(append(baseVariables, tlsClientVariables()...))
 
 var baseVariables = []variable{
 	// conn.*
-	{"conn.client_ip", tStr, inAll, "client IP (after trusted proxies / tunnel)", func(e *evaluation) ref.Val { return str(addrString(e.conn().ClientAddr.Addr())) }},
+	{"conn.client_ip", tStr, inAll, "client IP (after trusted proxies / tunnel)", nil},
 	{"conn.client_port", tInt, inAll, "client port", func(e *evaluation) ref.Val { return types.Int(e.conn().ClientAddr.Port()) }},
-	{"conn.server_ip", tStr, inAll, "local IP the connection was accepted on", func(e *evaluation) ref.Val { return str(addrString(e.conn().ServerAddr.Addr())) }},
+	{"conn.server_ip", tStr, inAll, "local IP the connection was accepted on", nil},
 	{"conn.server_port", tInt, inAll, "local port the connection was accepted on", func(e *evaluation) ref.Val { return types.Int(e.conn().ServerAddr.Port()) }},
 	{"conn.bytes_in", tInt, inAll, "bytes received from the client on this connection so far (0 on piped tcp:// endpoints)", func(e *evaluation) ref.Val {
 		if b := e.conn().Bytes; b != nil {
@@ -82,16 +121,7 @@ var baseVariables = []variable{
 		}
 		return str("")
 	}},
-	{"conn.tls.sni", tStr, inAll, "server name sent by the client", func(e *evaluation) ref.Val {
-		c := e.conn()
-		if c.SNI != "" {
-			return str(c.SNI)
-		}
-		if c.TLS != nil {
-			return str(c.TLS.ServerName)
-		}
-		return str("")
-	}},
+	{"conn.tls.sni", tStr, inAll, "server name sent by the client", nil},
 	{"conn.tls.negotiated_alpn", tStr, inAll, "ALPN protocol agreed on", func(e *evaluation) ref.Val {
 		if t := e.conn().TLS; t != nil {
 			return str(t.NegotiatedProtocol)
@@ -140,9 +170,9 @@ var baseVariables = []variable{
 	}},
 
 	// endpoint.*
-	{"endpoint.id", tStr, inAll, "endpoint id", func(e *evaluation) ref.Val { return str(e.endpoint().ID) }},
-	{"endpoint.url", tStr, inAll, "endpoint URL as configured", func(e *evaluation) ref.Val { return str(e.endpoint().URL) }},
-	{"endpoint.host", tStr, inAll, `host the endpoint answers for ("" = any)`, func(e *evaluation) ref.Val { return str(e.endpoint().Host) }},
+	{"endpoint.id", tStr, inAll, "endpoint id", nil},
+	{"endpoint.url", tStr, inAll, "endpoint URL as configured", nil},
+	{"endpoint.host", tStr, inAll, `host the endpoint answers for ("" = any)`, nil},
 	{"endpoint.port", tInt, inAll, "endpoint port", func(e *evaluation) ref.Val { return types.Int(e.endpoint().Port) }},
 	{"endpoint.protocol", tStr, inAll, "http, https, tcp or tls", func(e *evaluation) ref.Val { return str(e.endpoint().Scheme) }},
 	{"endpoint.scheme", tStr, inAll, "same as endpoint.protocol", func(e *evaluation) ref.Val { return str(e.endpoint().Scheme) }},
@@ -156,12 +186,12 @@ var baseVariables = []variable{
 	{"time.now", tStr, inAll, "current UTC time, RFC 3339", func(e *evaluation) ref.Val { return str(time.Now().UTC().Format(time.RFC3339)) }},
 
 	// req.*
-	{"req.method", tStr, inHTTP, "request method", func(e *evaluation) ref.Val { return str(e.req().Method) }},
-	{"req.version", tStr, inHTTP, `protocol, e.g. "HTTP/1.1"`, func(e *evaluation) ref.Val { return str(e.req().Proto) }},
-	{"req.host", tStr, inHTTP, "Host header (may include a port)", func(e *evaluation) ref.Val { return str(e.req().Host) }},
+	{"req.method", tStr, inHTTP, "request method", nil},
+	{"req.version", tStr, inHTTP, `protocol, e.g. "HTTP/1.1"`, nil},
+	{"req.host", tStr, inHTTP, "Host header (may include a port)", nil},
 	{"req.url", tStr, inHTTP, "full URL: scheme://host/path?query", func(e *evaluation) ref.Val { return str(fullURL(e.req())) }},
 	{"req.url.raw", tStr, inHTTP, "full URL as received", func(e *evaluation) ref.Val { return str(fullURL(e.req())) }},
-	{"req.url.scheme", tStr, inHTTP, "http or https", func(e *evaluation) ref.Val { return str(e.req().Scheme) }},
+	{"req.url.scheme", tStr, inHTTP, "http or https", nil},
 	{"req.url.host", tStr, inHTTP, "host name without port", func(e *evaluation) ref.Val { h, _ := splitHostPort(e.req().Host); return str(h) }},
 	{"req.url.port", tInt, inHTTP, "port (explicit, else the scheme's default)", func(e *evaluation) ref.Val {
 		r := e.req()
@@ -171,16 +201,10 @@ var baseVariables = []variable{
 		}
 		return types.Int(p)
 	}},
-	{"req.url.authority", tStr, inHTTP, "host[:port] as sent", func(e *evaluation) ref.Val { return str(e.req().Host) }},
-	{"req.url.path", tStr, inHTTP, "decoded path", func(e *evaluation) ref.Val {
-		p := e.req().Path
-		if u, err := url.PathUnescape(p); err == nil {
-			p = u
-		}
-		return str(p)
-	}},
-	{"req.url.raw_path", tStr, inHTTP, "path as sent (escaped)", func(e *evaluation) ref.Val { return str(e.req().Path) }},
-	{"req.url.query", tStr, inHTTP, "query string without '?'", func(e *evaluation) ref.Val { return str(e.req().RawQuery) }},
+	{"req.url.authority", tStr, inHTTP, "host[:port] as sent", nil},
+	{"req.url.path", tStr, inHTTP, "decoded path", nil},
+	{"req.url.raw_path", tStr, inHTTP, "path as sent (escaped)", nil},
+	{"req.url.query", tStr, inHTTP, "query string without '?'", nil},
 	{"req.url.uri", tStr, inHTTP, "path and query", func(e *evaluation) ref.Val { return str(e.req().URI()) }},
 	{"req.url.user_password", tStr, inHTTP, `always "" (browsers do not send it)`, func(e *evaluation) ref.Val { return str("") }},
 	{"req.url.query_params", tHeaders, inHTTP, "parsed query: name → values", func(e *evaluation) ref.Val {
@@ -190,7 +214,7 @@ var baseVariables = []variable{
 	{"req.headers", tHeaders, inHTTP, "headers, matched case-insensitively", func(e *evaluation) ref.Val { return newHeaderMap(e.req().Header) }},
 	{"req.trailers", tHeaders, inHTTP, "trailers (after the body)", func(e *evaluation) ref.Val { return newHeaderMap(e.req().Trailer) }},
 	{"req.cookies", tCookies, inHTTP, "cookies: name → [{name, value}]", func(e *evaluation) ref.Val { return reqCookies(e.req().Header) }},
-	{"req.content_type", tStr, inHTTP, "media type of Content-Type", func(e *evaluation) ref.Val { mt, _ := mediaType(e.req().Header); return str(mt) }},
+	{"req.content_type", tStr, inHTTP, "media type of Content-Type", nil},
 	{"req.content_type.raw", tStr, inHTTP, "Content-Type header", func(e *evaluation) ref.Val { return str(e.req().Header.Get("Content-Type")) }},
 	{"req.content_type.parameters", tStrMap, inHTTP, "Content-Type parameters", func(e *evaluation) ref.Val {
 		_, p := mediaType(e.req().Header)
@@ -200,7 +224,7 @@ var baseVariables = []variable{
 	{"req.content_length", tInt, inHTTP, "body length, -1 when unknown", func(e *evaluation) ref.Val { return types.Int(e.req().ContentLength) }},
 	{"req.location", tStr, inHTTP, "Location header", func(e *evaluation) ref.Val { return str(e.req().Header.Get("Location")) }},
 	{"req.ts.header_received", tTime, inHTTP, "when the request header arrived", func(e *evaluation) ref.Val { return types.Timestamp{Time: e.s.X.Start} }},
-	{"req.user_agent", tStr, inHTTP, "User-Agent header", func(e *evaluation) ref.Val { return str(e.req().Header.Get("User-Agent")) }},
+	{"req.user_agent", tStr, inHTTP, "User-Agent header", nil},
 	{"req.user_agent.name", tStr, inHTTP, "browser/client name", func(e *evaluation) ref.Val { return str(e.ua().Name) }},
 	{"req.user_agent.version", tStr, inHTTP, "client version", func(e *evaluation) ref.Val { return str(e.ua().Version) }},
 	{"req.user_agent.os", tStr, inHTTP, "operating system", func(e *evaluation) ref.Val { return str(e.ua().OS) }},
@@ -217,7 +241,7 @@ var baseVariables = []variable{
 	{"res.headers", tHeaders, inResponse, "headers, matched case-insensitively", func(e *evaluation) ref.Val { return newHeaderMap(e.res().Header) }},
 	{"res.trailers", tHeaders, inResponse, "trailers", func(e *evaluation) ref.Val { return newHeaderMap(e.res().Trailer) }},
 	{"res.cookies", tCookies, inResponse, "Set-Cookie: name → [cookie], longest path first", func(e *evaluation) ref.Val { return resCookies(e.res().Header) }},
-	{"res.content_type", tStr, inResponse, "media type of Content-Type", func(e *evaluation) ref.Val { mt, _ := mediaType(e.res().Header); return str(mt) }},
+	{"res.content_type", tStr, inResponse, "media type of Content-Type", nil},
 	{"res.content_type.raw", tStr, inResponse, "Content-Type header", func(e *evaluation) ref.Val { return str(e.res().Header.Get("Content-Type")) }},
 	{"res.content_type.parameters", tStrMap, inResponse, "Content-Type parameters", func(e *evaluation) ref.Val {
 		_, p := mediaType(e.res().Header)

@@ -42,6 +42,12 @@ func newConnInfo(c net.Conn, l *listener) *connInfo {
 		ci.conn.PeerAddr = ci.conn.ClientAddr
 	}
 	ci.peerIP = ci.conn.PeerAddr.Addr().String()
+	if a := ci.conn.ClientAddr.Addr(); a.IsValid() {
+		ci.conn.ClientIP = ci.peerIP
+		if a != ci.conn.PeerAddr.Addr() || a.Is4In6() {
+			ci.conn.ClientIP = a.Unmap().String()
+		}
+	}
 	ci.conn.ID = "conn_" + newID()
 	ci.conn.Bytes = &ci.bytes
 	return ci

@@ -40,6 +40,10 @@ type xstate struct {
 	hooked   [5]hookRec // endpoints whose OnRequest ran, for OnResponse/Done
 	nhooked  int
 	closeCon bool // answer with Connection: close (unread body)
+
+	idv [1]string    // the X-Request-Id answer field's value list
+	rid reqIDHandler // x.Log's handler when a policy runs
+	lg  slog.Logger  // x.Log when a policy runs
 }
 
 type hookRec struct {
@@ -230,6 +234,7 @@ func (s *Server) prepare(xs *xstate, ci *connInfo, e *endpoint, r *http.Request)
 		if a, ok := clientFromChain(r.Header, s.trusted); ok {
 			xs.conn = ci.conn
 			xs.conn.ClientAddr = netip.AddrPortFrom(a, 0)
+			xs.conn.ClientIP = ""
 			xs.x.Conn = &xs.conn
 		}
 	}
@@ -246,7 +251,9 @@ func (s *Server) run(xs *xstate, e *endpoint, t *table, depth int) error {
 		if x.Log == s.log {
 			// Policies log through x.Log: give their lines the request id,
 			// added only to lines actually logged.
-			x.Log = slog.New(&reqIDHandler{h: s.log.Handler(), id: x.ID})
+			xs.rid = reqIDHandler{h: s.log.Handler(), id: x.ID}
+			xs.lg = *slog.New(&xs.rid)
+			x.Log = &xs.lg
 		}
 		x.Endpoint = &e.ep
 		x.Pinned = nil

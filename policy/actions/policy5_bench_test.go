@@ -26,6 +26,7 @@ func BenchmarkPolicy5(b *testing.B) {
 	defer p.Close()
 	conn := &exchange.Conn{
 		ClientAddr: netip.MustParseAddrPort("127.0.0.1:40000"),
+		ClientIP:   "127.0.0.1", // formatted once per connection, as the proxy does
 		ServerAddr: netip.MustParseAddrPort("127.0.0.1:8080"),
 		Start:      time.Now(),
 	}

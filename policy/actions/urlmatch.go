@@ -87,11 +87,44 @@ func (m *urlMatch) apply(s *policy.State, current string) (string, []string, err
 	if re == nil {
 		return to, []string{current}, nil
 	}
-	groups := re.FindStringSubmatch(current)
-	if groups == nil {
-		return current, nil, nil
+	out, groups := replaceAll(re, current, to)
+	return out, groups, nil
+}
+
+// replaceAll is re.ReplaceAllString(src, to) with re.FindStringSubmatch(src)
+// (nil: no match) in one pass over src instead of two; the result is built
+// on the stack and becomes a new string only when it differs from src.
+func replaceAll(re *regexp.Regexp, src, to string) (string, []string) {
+	first := re.FindStringSubmatchIndex(src)
+	if first == nil {
+		return src, nil
 	}
-	return re.ReplaceAllString(current, to), groups, nil
+	all := [][]int{first}
+	if first[1] < len(src) || first[0] == first[1] {
+		// More matches may follow. (A non-empty match that reaches the end
+		// is the last one: an empty match right after a match does not
+		// count, as in ReplaceAll.)
+		all = re.FindAllStringSubmatchIndex(src, -1)
+	}
+	var buf [256]byte
+	dst, last := buf[:0], 0
+	for _, m := range all {
+		dst = append(dst, src[last:m[0]]...)
+		dst = re.ExpandString(dst, to, src, m)
+		last = m[1]
+	}
+	dst = append(dst, src[last:]...)
+	out := src
+	if string(dst) != src {
+		out = string(dst)
+	}
+	groups := make([]string, len(first)/2)
+	for i := range groups {
+		if first[2*i] >= 0 {
+			groups[i] = src[first[2*i]:first[2*i+1]]
+		}
+	}
+	return out, groups
 }
 
 // requestURL is the URL the regexp runs over: scheme://host/path?query as

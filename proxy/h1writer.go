@@ -166,9 +166,8 @@ func (w *h1writer) commit(first []byte, final bool) {
 		}
 	}
 	if w.cl >= 0 && (!w.bodyless || h["Content-Length"] != nil) {
-		var b [20]byte
 		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(b[:0], w.cl, 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), w.cl, 10))
 		bw.WriteString("\r\n")
 	}
 	if w.chunked {

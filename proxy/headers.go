@@ -46,10 +46,11 @@ func skipResponseHeader(k string) bool {
 func connectionNames(h http.Header) []string {
 	var out []string
 	for _, v := range h["Connection"] {
-		for _, tok := range strings.Split(v, ",") {
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
 			tok = strings.TrimSpace(tok)
-			switch strings.ToLower(tok) {
-			case "", "close", "keep-alive", "upgrade":
+			if tok == "" || strings.EqualFold(tok, "close") || strings.EqualFold(tok, "keep-alive") || strings.EqualFold(tok, "upgrade") {
 				continue
 			}
 			out = append(out, http.CanonicalHeaderKey(tok))

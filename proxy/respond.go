@@ -40,7 +40,8 @@ func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Reques
 		xs.upconn.close()
 		xs.upconn = nil
 	}
-	h["X-Request-Id"] = []string{x.ID}
+	xs.idv[0] = x.ID
+	h["X-Request-Id"] = xs.idv[:]
 	via := via11
 	if r.ProtoMajor == 2 {
 		via = via20

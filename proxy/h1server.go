@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -33,8 +33,9 @@ type h1conn struct {
 	l      *listener
 	ci     *connInfo
 	nc     net.Conn
-	br     *bufio.Reader
+	br     *bufio.Reader // reads src
 	bw     *bufio.Writer
+	src    h1src
 	head   []byte // the current request head, copied out of br
 	h      h1head
 	hdr    http.Header
@@ -104,7 +105,8 @@ func (l *listener) serveH1(ci *connInfo, nc net.Conn, first byte) {
 		c.bw = bufio.NewWriterSize(nil, 4096)
 	}
 	c.l, c.ci, c.nc = l, ci, nc
-	c.br.Reset(nc)
+	c.src = h1src{nc: nc}
+	c.br.Reset(&c.src)
 	c.bw.Reset(nc)
 	c.closeAfter, c.hijacked = false, false
 	c.state.Store(h1Active)
@@ -141,7 +143,24 @@ func (l *listener) serveH1(ci *connInfo, nc net.Conn, first byte) {
 			return
 		}
 	}
-	for !handedOff && c.serveOne() {
+	var rc syscall.RawConn
+	noRaw := noRawMode
+	for !handedOff {
+		if rc == nil && !noRaw {
+			rc = c.rawConn()
+		}
+		if rc != nil {
+			o := c.serveRaw(rc)
+			if o == rawEnd || o == rawServe && !c.serveHead() {
+				break
+			}
+			if o == rawServe {
+				continue
+			}
+		}
+		if !c.serveOne() {
+			break
+		}
 	}
 	if c.hijacked {
 		// The handler owns nc and the buffers (and untracked them), and
@@ -189,15 +208,6 @@ func (c *h1conn) isH2Preface() bool {
 	return true
 }
 
-// headBuffered says whether br holds a whole request head (up to its
-// blank line).
-func headBuffered(br *bufio.Reader) bool {
-	b, _ := br.Peek(br.Buffered())
-	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
-}
-
-var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
-
 func (c *h1conn) shutting() bool { return c.l.h1.shut.Load() }
 
 // serveOne reads and answers one request; false ends the connection.
@@ -219,7 +229,7 @@ func (c *h1conn) serveOne() bool {
 	}
 	// The header timeout runs from the head's first byte; a head that came
 	// whole in that first read needs no further read, nor a deadline.
-	if !waited || !headBuffered(c.br) {
+	if !waited || !headComplete(c.br) {
 		nc.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
 	}
 	head, err := readHead(c.br, c.head, lim.MaxHeaderBytes+4096)
@@ -232,6 +242,14 @@ func (c *h1conn) serveOne() bool {
 		c.refuse(err)
 		return false
 	}
+	return c.serveHead()
+}
+
+// serveHead answers the request whose head c.h holds; false ends the
+// connection.
+func (c *h1conn) serveHead() bool {
+	lim := &c.l.s.limits
+	nc := c.nc
 	if c.h.chunked || c.h.cl > 0 {
 		// Body reads run under body_read_timeout (armBodyRead), not the
 		// head's deadline. Without a body the connection is not read

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -317,6 +318,11 @@ func (w *h1writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, http.ErrHijacked
 	}
 	c := w.c
+	if c.src.raw {
+		// serveRaw holds the socket's read side: it never serves a request
+		// that may switch protocols (an Upgrade), so this is a bug.
+		return nil, nil, errors.New("proxy: hijack of a connection in raw mode")
+	}
 	if w.committed {
 		if err := c.bw.Flush(); err != nil {
 			return nil, nil, err

@@ -122,7 +122,7 @@ func readResponseHead(br *bufio.Reader, scratch *[]byte, method string, h *respH
 		if c <= 0 {
 			return errBadResponse
 		}
-		k, v := line[:c], strings.Trim(line[c+1:], " \t")
+		k, v := line[:c], trimOWS(line[c+1:])
 		if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
 			return errBadResponse
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -238,4 +239,70 @@ func TestRawModeTimeoutsAndShutdown(t *testing.T) {
 			t.Fatalf("idle connection after shutdown: %v", err)
 		}
 	})
+}
+
+// The engine writes the upstream's header fields without copying them
+// (h1writer.base): what the client gets must match the net/http engine's
+// answer, field for field, for answers with and without bodies.
+func TestH1ResponseFieldsMatchNetHTTP(t *testing.T) {
+	b := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Powered-By", "Express")
+		h.Add("X-Multi", "1")
+		h.Add("X-Multi", "2")
+		h.Set("Connection", "X-Hop")
+		h.Set("X-Hop", "dropped")
+		h.Set("Via", "1.0 origin")
+		h.Set("Keep-Alive", "timeout=5")
+		h.Set("Date", "Tue, 01 Jan 2030 00:00:00 GMT")
+		switch r.URL.Path {
+		case "/empty":
+		case "/204":
+			w.WriteHeader(http.StatusNoContent)
+		case "/304":
+			w.WriteHeader(http.StatusNotModified)
+		case "/typed":
+			h.Set("Content-Type", "application/x-typed")
+			io.WriteString(w, "<html>")
+		case "/sniffed":
+			io.WriteString(w, "<html><body>x</body></html>")
+		case "/chunked":
+			h.Set("Trailer", "X-T")
+			io.WriteString(w, "part1")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part2")
+			h.Set("X-T", "tv")
+		}
+	})
+	answer := func(engine, method, path string) (*http.Response, string) {
+		s := start(t, Options{HTTP1Engine: engine}, EndpointConfig{URL: "http://:80", Upstream: up(b.URL)})
+		c := dialRaw(t, addr(t, s, "127.0.0.1:0"))
+		c.send(method + " " + path + " HTTP/1.1\r\nHost: a\r\n\r\n")
+		c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		req, _ := http.NewRequest(method, "http://a"+path, nil)
+		res, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			t.Fatalf("%s %s %s: %v", engine, method, path, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		return res, string(body)
+	}
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/empty"}, {"GET", "/204"}, {"GET", "/304"}, {"GET", "/typed"},
+		{"GET", "/sniffed"}, {"GET", "/chunked"}, {"HEAD", "/typed"},
+	} {
+		got, gotBody := answer(EngineSluice, tc.method, tc.path)
+		want, wantBody := answer(EngineNetHTTP, tc.method, tc.path)
+		for _, h := range []http.Header{got.Header, want.Header, got.Trailer, want.Trailer} {
+			h.Del("X-Request-Id")
+		}
+		if got.StatusCode != want.StatusCode || gotBody != wantBody ||
+			!reflect.DeepEqual(got.Header, want.Header) || !reflect.DeepEqual(got.Trailer, want.Trailer) {
+			t.Errorf("%s %s:\nsluice   %d %v %v %q\nnet/http %d %v %v %q", tc.method, tc.path,
+				got.StatusCode, got.Header, got.Trailer, gotBody, want.StatusCode, want.Header, want.Trailer, wantBody)
+		}
+		if got.Header.Get("X-Powered-By") != "Express" || got.Header.Get("X-Hop") != "" {
+			t.Errorf("%s %s: fields %v", tc.method, tc.path, got.Header)
+		}
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -193,6 +194,15 @@ func isURL(s string) bool {
 	return err == nil && u.Scheme != "" && u.Host != ""
 }
 
+// hourOf is the UTC hour of an RFC 3339 time.
+func hourOf(s string) ref.Val {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return types.NewErr("hour: %q is not an RFC 3339 time", s)
+	}
+	return types.Int(t.UTC().Hour())
+}
+
 func basicAuth(u, p ref.Val) ref.Val {
 	us, ok1 := u.(types.String)
 	ps, ok2 := p.(types.String)
@@ -285,6 +295,18 @@ func functions() []cel.EnvOption {
 		cel.Function("unescapeUrl", cel.MemberOverload("string_unescapeUrl", []*cel.Type{S}, S, cel.UnaryBinding(strFn(unescape)))),
 		cel.Function("url.parse", cel.Overload("url_parse", []*cel.Type{S}, cel.MapType(S, Dyn), cel.UnaryBinding(strFn(parseURL)))),
 		cel.Function("parseUrl", cel.MemberOverload("string_parseUrl", []*cel.Type{S}, cel.MapType(S, Dyn), cel.UnaryBinding(strFn(parseURL)))),
+		// time.now is an RFC 3339 string (ngrok's variable reference), yet
+		// ngrok's own example "route by time of day" calls time.now.hour():
+		// both work. timestamp(time.now).getHours() is the CEL way.
+		cel.Function("hour",
+			cel.MemberOverload("string_hour", []*cel.Type{S}, I, cel.UnaryBinding(strFn(hourOf))),
+			cel.MemberOverload("timestamp_hour", []*cel.Type{cel.TimestampType}, I, cel.UnaryBinding(func(v ref.Val) ref.Val {
+				t, ok := v.(types.Timestamp)
+				if !ok {
+					return types.MaybeNoSuchOverloadErr(v)
+				}
+				return types.Int(t.UTC().Hour())
+			}))),
 		cel.Function("isURL", cel.MemberOverload("string_isURL", []*cel.Type{S}, B, strToBool(isURL))),
 		cel.Function("isPrivateIp", cel.MemberOverload("string_isPrivateIp", []*cel.Type{S}, B, strToBool(isPrivateIP))),
 		cel.Function("encodeJson",

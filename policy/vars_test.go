@@ -171,6 +171,8 @@ func TestVariables(t *testing.T) {
 		{OnTCPConnect, "timestamp('2023-12-25T00:00:00Z').getDate('America/Los_Angeles') == 24"},
 		{OnTCPConnect, "[1, 2, 3, 4].map(n, n % 2 == 0, n * 2) == [4, 8]"},
 		{OnTCPConnect, "'foobar'.matches('foo.*') && matches('hello', '^h.*o$')"},
+		{OnTCPConnect, "'2026-11-25T14:30:00Z'.hour() == 14 && '2026-11-25T01:30:00+02:00'.hour() == 23 && timestamp('2026-11-25T05:00:00Z').hour() == 5"},
+		{OnTCPConnect, "time.now.hour() == timestamp(time.now).getHours()"},
 	}
 	c, x := fixture()
 	for _, tc := range cases {

@@ -173,7 +173,11 @@ func runGoldenListener(t *testing.T, g *golden, src, polFile string) {
 	if u.Scheme == "tcp" {
 		eps[0] = ep{URL: "tcp://127.0.0.1:1", Listen: "127.0.0.1:0", Policy: src, Upstream: "none"}
 	}
+	internals := e.ForwardInternalOneOf
 	if fi := e.ForwardInternal; fi != "" {
+		internals = []string{fi}
+	}
+	for _, fi := range internals {
 		// A real internal endpoint with its own upstream, stamping its
 		// answers so the client can tell who served it.
 		other := newBackend(t, nil)
@@ -247,15 +251,16 @@ on_http_response:
 		}
 		x.BodyRegexp = strings.ReplaceAll(x.BodyRegexp, ts, anyTime)
 	}
-	if e.Upstream != nil && e.ForwardInternal == "" {
+	if e.Upstream != nil && len(internals) == 0 {
 		x.Upstream, x.NoUpstream = *e.Upstream, !*e.Upstream
 	}
-	if e.ForwardInternal != "" {
+	if len(internals) > 0 {
 		x.NoUpstream = true
-		if x.Headers == nil {
-			x.Headers = map[string]string{}
+		alts := make([]string, len(internals))
+		for i, fi := range internals {
+			alts[i] = regexp.QuoteMeta(fi)
 		}
-		x.Headers["X-Internal-Endpoint"] = e.ForwardInternal
+		loose["res:X-Internal-Endpoint"] = regexp.MustCompile("^(" + strings.Join(alts, "|") + ")$")
 	}
 	check(t, env, r, before, x)
 	for k, re := range loose {

@@ -50,7 +50,10 @@ type File struct {
 		UpstreamHeaders       map[string]string `yaml:"upstream_headers"`
 		UpstreamHeadersAbsent []string          `yaml:"upstream_headers_absent"`
 		ForwardInternal       string            `yaml:"forward_internal"`
-		Log                   string            `yaml:"log"`
-		Vars                  map[string]any    `yaml:"vars"`
+		// ForwardInternalOneOf: forwarded to one of these (a choice the
+		// example makes by the clock, say).
+		ForwardInternalOneOf []string       `yaml:"forward_internal_one_of"`
+		Log                  string         `yaml:"log"`
+		Vars                 map[string]any `yaml:"vars"`
 	} `yaml:"expect"`
 }

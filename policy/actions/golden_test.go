@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +199,12 @@ func checkGolden(t *testing.T, g *golden, out outcome, logs string) {
 	x := out.x
 	if e.Upstream != nil && *e.Upstream != (out.upstream != nil) {
 		t.Errorf("upstream contacted = %v, want %v", out.upstream != nil, *e.Upstream)
+	}
+	if len(e.ForwardInternalOneOf) > 0 {
+		if !slices.Contains(e.ForwardInternalOneOf, x.ForwardInternal) {
+			t.Errorf("forward-internal = %q, want one of %q", x.ForwardInternal, e.ForwardInternalOneOf)
+		}
+		return
 	}
 	if x.ForwardInternal != e.ForwardInternal {
 		t.Errorf("forward-internal = %q, want %q", x.ForwardInternal, e.ForwardInternal)

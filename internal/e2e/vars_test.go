@@ -198,6 +198,7 @@ var varCases = []varCase{
 	{expr: "'MiXeD'.lower() + 'MiXeD'.upper()", want: "mixedMIXED"},
 	{expr: "rand.double() >= 0.0 && rand.double() < 1.0 && rand.int() >= 0 && rand.int() <= 1", match: true, want: "true"},
 	{expr: "rand.int(5, 5)", want: "5"},
+	{expr: "'2026-11-25T14:30:00Z'.hour() + timestamp('2026-11-25T05:00:00Z').hour()", want: "19"},
 	{expr: "hash.md5('abc') + ' ' + 'abc'.md5()", want: md5hex("abc") + " " + md5hex("abc")},
 	{expr: "hash.sha1('abc') + ' ' + 'abc'.sha1()", want: sha1hex("abc") + " " + sha1hex("abc")},
 	{expr: "hash.sha256(req.url.path) + ' ' + req.url.path.sha256()", want: sha256hex("/h") + " " + sha256hex("/h"), req: request{URL: "http://app.test/h"}},

@@ -227,10 +227,16 @@ one_round() {
       bin/benchkit wait "127.0.0.1:$POLICY_TLS_PORT" 10
       warm "$PORT" "$TLS_PORT"
       warm "$POLICY_PORT" "$POLICY_TLS_PORT"
-      h1 sluice-nopolicy 1k "$PORT"
-      h1 sluice+policy5 1k "$POLICY_PORT"
-      h2 sluice-nopolicy 1k "$TLS_PORT"
-      h2 sluice+policy5 1k "$POLICY_TLS_PORT"
+      # Without, with, with, without, each half as long: a drift of the
+      # machine's load during the round weighs on both sides alike.
+      for proto in h1 h2; do
+        local plain=$PORT policy=$POLICY_PORT
+        [[ $proto == h2 ]] && plain=$TLS_PORT policy=$POLICY_TLS_PORT
+        DUR=$(((DUR + 1) / 2)) "$proto" sluice-nopolicy 1k "$plain"
+        DUR=$(((DUR + 1) / 2)) "$proto" sluice+policy5 1k "$policy"
+        DUR=$(((DUR + 1) / 2)) "$proto" sluice+policy5 1k "$policy"
+        DUR=$(((DUR + 1) / 2)) "$proto" sluice-nopolicy 1k "$plain"
+      done
       rss_of sluice+policy5
       ;;
     *)

@@ -45,7 +45,7 @@ table=$(awk -F'\t' '
 rss=$(awk -F'\t' '{printf "| %s | %.1f |\n", $1, $2 / 1024}' "$out/rss-best.tsv")
 
 # Policy overhead: sluice+policy5 vs sluice, same protocol, 1 KiB, from
-# the pair of runs of each round (they alternate in one process), then the
+# the runs of each round (they alternate in one process, ABBA), then the
 # median over rounds; the CPU cost per request is the steadier figure.
 overhead=$(awk -F'\t' '
   function median(s,   a, n, i, j, t) {
@@ -53,9 +53,12 @@ overhead=$(awk -F'\t' '
     for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
     return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
   }
-  $3 == "1k" && $1 == "sluice-nopolicy" { base[$2, $9] = $4; bcpu[$2, $9] = $8 }
-  $3 == "1k" && $1 == "sluice+policy5" { pol[$2, $9] = $4; pcpu[$2, $9] = $8; protos[$2] = 1; rounds[$9] = 1 }
+  # A round has two runs of each (without, with, with, without): their mean.
+  $3 == "1k" && $1 == "sluice-nopolicy" { bs[$2, $9] += $4; bn[$2, $9]++; bcs[$2, $9] += $8 }
+  $3 == "1k" && $1 == "sluice+policy5" { ps[$2, $9] += $4; pn[$2, $9]++; pcs[$2, $9] += $8; protos[$2] = 1; rounds[$9] = 1 }
   END {
+    for (k in bn) { base[k] = bs[k] / bn[k]; bcpu[k] = bcs[k] / bn[k] }
+    for (k in pn) { pol[k] = ps[k] / pn[k]; pcpu[k] = pcs[k] / pn[k] }
     for (p in protos) {
       rt = ""; ct = ""; b = ""; w = ""; bc = ""; wc = ""
       for (r in rounds) if (base[p, r] > 0 && pol[p, r] > 0) {
@@ -161,8 +164,10 @@ One sluice process (\`bench/sluice-policy5.yaml\`) serves the backend on
 endpoints without a policy and with \`bench/policy5.yaml\` (five rules:
 path, header and IP conditions; add-headers and url-rewrite actions; four
 match every request); wrk and h2load alternate between the two, 1 KiB
-answers, in every round. Each figure is the median over rounds of the
-pair measured in that round. "time per request added" is implied by the
+answers, in every round: without, with, with, without, each run half as
+long as the other rows', so that a drift of the machine's load weighs on
+both sides alike. A round's figure is the mean of its two runs of each;
+the table shows the median over rounds. "time per request added" is implied by the
 req/s drop (without / with - 1); "CPU added" compares the CPU the process
 spent per request with and without the policy, the steadier figure on a
 shared machine. \`BenchmarkPolicy5\` below is the engine's own share.

@@ -88,12 +88,18 @@ func (e *evaluation) ResolveName(name string) (any, bool) {
 	return e.resolve(i), true
 }
 
+// genFor is the generation under which variable i's cached value is valid:
+// the connection's for connection and endpoint variables, else the phase's.
+func (e *evaluation) genFor(i int) uint32 {
+	if stableVar[i] {
+		return e.sgen
+	}
+	return e.gen
+}
+
 // resolve returns variable i, computing it on first use.
 func (e *evaluation) resolve(i int) ref.Val {
-	want := e.gen
-	if stableVar[i] {
-		want = e.sgen
-	}
+	want := e.genFor(i)
 	if e.gens[i] == want {
 		return e.vals[i]
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -118,10 +119,7 @@ var headerVars = map[string]func(e *evaluation) http.Header{
 // str returns native string variable i, computed once per generation like
 // resolve does.
 func (e *evaluation) str(i int) string {
-	want := e.gen
-	if stableVar[i] {
-		want = e.sgen
-	}
+	want := e.genFor(i)
 	if e.strGens[i] == want {
 		return e.strs[i]
 	}
@@ -239,17 +237,7 @@ func fastCall(a *celast.AST, x celast.Expr, depth int) fastFn {
 		if len(args) != 1 {
 			return nil
 		}
-		f := sub(0)
-		if f == nil {
-			return nil
-		}
-		return func(e *evaluation) (fv, bool) {
-			v, ok := f(e)
-			if !ok || v.k != fBool {
-				return fv{}, false
-			}
-			return fv{k: fBool, b: !v.b}, true
-		}
+		return unaryOn(sub(0), fBool, func(v fv) (fv, bool) { return fv{k: fBool, b: !v.b}, true })
 	case operators.LogicalAnd, operators.LogicalOr:
 		if len(args) != 2 {
 			return nil
@@ -325,22 +313,9 @@ func fastCall(a *celast.AST, x celast.Expr, depth int) fastFn {
 		if !ok {
 			return nil
 		}
-		f := sub(0)
-		if f == nil {
-			return nil
-		}
-		return func(e *evaluation) (fv, bool) {
-			v, ok := f(e)
-			if !ok || v.k != fStr {
-				return fv{}, false
-			}
-			for _, s := range set {
-				if s == v.s {
-					return fv{k: fBool, b: true}, true
-				}
-			}
-			return fv{k: fBool, b: false}, true
-		}
+		return unaryOn(sub(0), fStr, func(v fv) (fv, bool) {
+			return fv{k: fBool, b: slices.Contains(set, v.s)}, true
+		})
 	case "_sluice_get": // getReqHeader('k'), getResHeader('k')
 		h := headerArg(a, args[0])
 		key, ok := constString(args[1])
@@ -372,17 +347,12 @@ func fastCall(a *celast.AST, x celast.Expr, depth int) fastFn {
 		if !ok {
 			return nil
 		}
-		f := sub(0)
-		if f == nil {
-			return nil
-		}
-		return func(e *evaluation) (fv, bool) {
-			v, ok := f(e)
-			if !ok || v.k != fList || idx < 0 || int64(idx) >= int64(len(v.l)) {
+		return unaryOn(sub(0), fList, func(v fv) (fv, bool) {
+			if idx < 0 || int64(idx) >= int64(len(v.l)) {
 				return fv{}, false // out of range: CEL's error
 			}
 			return fv{k: fStr, s: v.l[idx]}, true
-		}
+		})
 	case overloads.Size:
 		var target celast.Expr
 		switch {
@@ -447,18 +417,10 @@ func fastCall(a *celast.AST, x celast.Expr, depth int) fastFn {
 				return fv{k: fBool, b: contains(e.conn().ClientAddr.Addr())}, true
 			}
 		}
-		ip := sub(0)
-		if ip == nil {
-			return nil
-		}
-		return func(e *evaluation) (fv, bool) {
-			v, ok := ip(e)
-			if !ok || v.k != fStr {
-				return fv{}, false
-			}
+		return unaryOn(sub(0), fStr, func(v fv) (fv, bool) {
 			addr, err := netip.ParseAddr(v.s)
 			return fv{k: fBool, b: err == nil && contains(addr)}, true
-		}
+		})
 	case overloads.StartsWith, overloads.EndsWith, overloads.Contains, overloads.Matches:
 		if !c.IsMemberFunction() || len(args) != 1 {
 			return nil
@@ -494,19 +456,26 @@ func fastCall(a *celast.AST, x celast.Expr, depth int) fastFn {
 			}
 			test = re.MatchString
 		}
-		t := fastNode(a, c.Target(), depth+1)
-		if t == nil {
-			return nil
-		}
-		return func(e *evaluation) (fv, bool) {
-			v, ok := t(e)
-			if !ok || v.k != fStr {
-				return fv{}, false
-			}
+		return unaryOn(fastNode(a, c.Target(), depth+1), fStr, func(v fv) (fv, bool) {
 			return fv{k: fBool, b: test(v.s)}, true
-		}
+		})
 	}
 	return nil
+}
+
+// unaryOn applies op to what f yields when that is of kind k; any other
+// value, and op's ok=false, go to CEL.
+func unaryOn(f fastFn, k fkind, op func(fv) (fv, bool)) fastFn {
+	if f == nil {
+		return nil
+	}
+	return func(e *evaluation) (fv, bool) {
+		v, ok := f(e)
+		if !ok || v.k != k {
+			return fv{}, false
+		}
+		return op(v)
+	}
 }
 
 func compareInts(a, b int64) int {

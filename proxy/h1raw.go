@@ -146,13 +146,7 @@ func (c *h1conn) serveRaw(rc syscall.RawConn) rawOutcome {
 				mustRead = !c.src.short
 				continue
 			}
-			head, err := readHead(c.br, c.head, lim.MaxHeaderBytes+4096)
-			c.head = head[:0]
-			if err == nil {
-				clear(c.hdr)
-				err = parseHead(head, &c.h, c.hdr)
-			}
-			if err != nil {
+			if err := c.readParse(); err != nil {
 				refused = err
 				return true
 			}

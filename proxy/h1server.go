@@ -232,17 +232,23 @@ func (c *h1conn) serveOne() bool {
 	if !waited || !headComplete(c.br) {
 		nc.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
 	}
-	head, err := readHead(c.br, c.head, lim.MaxHeaderBytes+4096)
-	c.head = head[:0]
-	if err == nil {
-		clear(c.hdr)
-		err = parseHead(head, &c.h, c.hdr)
-	}
-	if err != nil {
+	if err := c.readParse(); err != nil {
 		c.refuse(err)
 		return false
 	}
 	return c.serveHead()
+}
+
+// readParse reads the request head from br and parses it into c.h and
+// c.hdr.
+func (c *h1conn) readParse() error {
+	head, err := readHead(c.br, c.head, c.l.s.limits.MaxHeaderBytes+4096)
+	c.head = head[:0]
+	if err != nil {
+		return err
+	}
+	clear(c.hdr)
+	return parseHead(head, &c.h, c.hdr)
 }
 
 // serveHead answers the request whose head c.h holds; false ends the

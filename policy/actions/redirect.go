@@ -68,12 +68,12 @@ func (a *Redirect) Run(s *policy.State) error {
 		return nil
 	}
 	orig := requestURL(s.X.Req)
-	out, groups, err := a.m.apply(s, orig)
+	out, m, err := a.m.apply(s, orig)
 	if err != nil {
 		setError(s, "redirect", errCodeRedirect, err)
 		return err
 	}
-	if groups == nil {
+	if m.loc == nil {
 		return nil
 	}
 	u, err := resolveURL(orig, out)
@@ -97,7 +97,7 @@ func (a *Redirect) Run(s *policy.State) error {
 	h.Set("Location", loc)
 	s.X.Res = respond(a.StatusCode, h, "")
 	if s.WantsResults() {
-		s.SetResult("redirect", map[string]any{"matches": toAny(groups), "url": loc})
+		s.SetResult("redirect", map[string]any{"matches": toAny(m.groups()), "url": loc})
 	}
 	return nil
 }

@@ -61,14 +61,14 @@ func (a *URLRewrite) Run(s *policy.State) error {
 	}
 	r := s.X.Req
 	orig := requestURL(r)
-	out, groups, err := a.m.apply(s, orig)
+	out, m, err := a.m.apply(s, orig)
 	if err != nil {
 		setError(s, "url_rewrite", errCodeRewrite, err)
 		return err
 	}
-	if groups == nil || out == orig {
+	if m.loc == nil || out == orig {
 		if s.WantsResults() {
-			s.SetResult("url_rewrite", map[string]any{"matches": toAny(groups), "url": orig})
+			s.SetResult("url_rewrite", map[string]any{"matches": toAny(m.groups()), "url": orig})
 		}
 		return nil
 	}
@@ -89,7 +89,7 @@ func (a *URLRewrite) Run(s *policy.State) error {
 	}
 	r.RawQuery = u.RawQuery
 	if s.WantsResults() {
-		s.SetResult("url_rewrite", map[string]any{"matches": toAny(groups), "url": requestURL(r)})
+		s.SetResult("url_rewrite", map[string]any{"matches": toAny(m.groups()), "url": requestURL(r)})
 	}
 	return nil
 }

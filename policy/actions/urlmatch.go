@@ -61,18 +61,39 @@ func regexpReason(err error) string {
 	return err.Error()
 }
 
-// apply returns the URL after replacement and the first match's groups (the
-// whole match first, as ngrok's `matches` result variable lists them).
-func (m *urlMatch) apply(s *policy.State, current string) (string, []string, error) {
+// match is where from matched first: the whole match and its groups as
+// offsets into src; nil loc means no match.
+type match struct {
+	src string
+	loc []int
+}
+
+// groups lists the whole match and its groups, as ngrok's `matches` result
+// variable does (built only when results are wanted).
+func (m match) groups() []string {
+	if m.loc == nil {
+		return nil
+	}
+	out := make([]string, len(m.loc)/2)
+	for i := range out {
+		if m.loc[2*i] >= 0 {
+			out[i] = m.src[m.loc[2*i]:m.loc[2*i+1]]
+		}
+	}
+	return out
+}
+
+// apply returns the URL after replacement and where from matched first.
+func (m *urlMatch) apply(s *policy.State, current string) (string, match, error) {
 	to, err := m.to.Eval(s)
 	if err != nil {
-		return "", nil, fmt.Errorf("to: %w", err)
+		return "", match{}, fmt.Errorf("to: %w", err)
 	}
 	re := m.fromRe
 	if m.from != nil && re == nil {
 		src, err := m.from.Eval(s)
 		if err != nil {
-			return "", nil, fmt.Errorf("from: %w", err)
+			return "", match{}, fmt.Errorf("from: %w", err)
 		}
 		if src != "" {
 			// Interpolated values are data, not patterns: the user wrote
@@ -80,21 +101,22 @@ func (m *urlMatch) apply(s *policy.State, current string) (string, []string, err
 			// (ngrok's documented ^${req.url.authority}/... pattern relies
 			// on this) and a resulting bad pattern is a runtime error.
 			if re, err = regexp.Compile(src); err != nil {
-				return "", nil, fmt.Errorf("from: invalid regular expression %q: %v", src, regexpReason(err))
+				return "", match{}, fmt.Errorf("from: invalid regular expression %q: %v", src, regexpReason(err))
 			}
 		}
 	}
 	if re == nil {
-		return to, []string{current}, nil
+		return to, match{src: current, loc: []int{0, len(current)}}, nil
 	}
-	out, groups := replaceAll(re, current, to)
-	return out, groups, nil
+	out, loc := replaceAll(re, current, to)
+	return out, match{src: current, loc: loc}, nil
 }
 
-// replaceAll is re.ReplaceAllString(src, to) with re.FindStringSubmatch(src)
-// (nil: no match) in one pass over src instead of two; the result is built
-// on the stack and becomes a new string only when it differs from src.
-func replaceAll(re *regexp.Regexp, src, to string) (string, []string) {
+// replaceAll is re.ReplaceAllString(src, to) with
+// re.FindStringSubmatchIndex(src) (nil: no match) in one pass over src
+// instead of two; the result is built on the stack and becomes a new
+// string only when it differs from src.
+func replaceAll(re *regexp.Regexp, src, to string) (string, []int) {
 	first := re.FindStringSubmatchIndex(src)
 	if first == nil {
 		return src, nil
@@ -118,13 +140,7 @@ func replaceAll(re *regexp.Regexp, src, to string) (string, []string) {
 	if string(dst) != src {
 		out = string(dst)
 	}
-	groups := make([]string, len(first)/2)
-	for i := range groups {
-		if first[2*i] >= 0 {
-			groups[i] = src[first[2*i]:first[2*i+1]]
-		}
-	}
-	return out, groups
+	return out, first
 }
 
 // requestURL is the URL the regexp runs over: scheme://host/path?query as

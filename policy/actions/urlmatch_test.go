@@ -15,7 +15,8 @@ func TestURLMatchAgreesWithRegexp(t *testing.T) {
 		re := regexp.MustCompile(p)
 		for _, in := range inputs {
 			for _, to := range tos {
-				out, groups := replaceAll(re, in, to)
+				out, loc := replaceAll(re, in, to)
+				groups := match{src: in, loc: loc}.groups()
 				want, wantGroups := in, re.FindStringSubmatch(in)
 				if wantGroups != nil {
 					want = re.ReplaceAllString(in, to)

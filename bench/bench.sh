@@ -20,7 +20,7 @@ CONNS=${CONNS:-64}
 STREAMS=${STREAMS:-10}  # h2 streams per connection
 MICRO=${MICRO:-1}       # 0 skips the Go micro-benchmarks
 DOC=${DOC:-docs/benchmarks.md}
-TARGETS=${TARGETS:-sluice policy5 nginx caddy}  # proxies to measure, in order (policy5 right after sluice: least drift between the two)
+TARGETS=${TARGETS:-sluice policy5 nginx caddy nethttp}  # proxies to measure, in order (policy5 right after sluice: least drift between the two)
 
 out="$root/bench/out/bench"
 rm -rf "$out"
@@ -239,8 +239,18 @@ one_round() {
       done
       rss_of sluice+policy5
       ;;
+    nethttp)
+      # Not a proxy: Go's net/http answering 1 KiB itself, the floor under
+      # any Go server (sluice's h2 side is this same x/net/http2 server).
+      echo "bench: Go net/http serving 1 KiB itself (no proxying)"
+      start nethttp bin/benchkit serve "127.0.0.1:$PORT" "127.0.0.1:$TLS_PORT" "$out/cert.pem" "$out/key.pem"
+      warm "$PORT" "$TLS_PORT"
+      h1 nethttp 1k "$PORT"
+      h2 nethttp 1k "$TLS_PORT"
+      rss_of nethttp
+      ;;
     *)
-      echo "bench.sh: unknown target $target (sluice nginx caddy policy5)" >&2
+      echo "bench.sh: unknown target $target (sluice policy5 nginx caddy nethttp)" >&2
       exit 1
       ;;
     esac

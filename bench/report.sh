@@ -105,6 +105,11 @@ minutes.
   high enough that proxies' pooled connections are never recycled
   (\`bench/nginx-backend.conf\`). It answers much faster than any proxy in
   front of it; the \`direct\` rows show its ceiling on this machine.
+- **\`nethttp\` is not a proxy**: Go's \`net/http\` answering 1 KiB
+  itself (\`bin/benchkit serve\`), over HTTP/1.1 and over h2 with TLS.
+  Its h2 server is the \`x/net/http2\` one sluice uses, so its h2 row is a
+  floor under sluice's h2 rows: what Go's h2 server costs before any
+  proxying.
 - **Each proxy runs alone**: started, warmed up (${WARM:-2} s per protocol), measured (${DUR:-6} s per row), stopped.
   This repeats for ${ROUNDS:-3} rounds, targets interleaved; each row shows
   the round with the most req/s, so a burst of unrelated load on the

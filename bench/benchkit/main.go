@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,7 +27,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: benchkit cert DIR | ports N | wait ADDR [SECS]")
+		return errors.New("usage: benchkit cert DIR | ports N | wait ADDR [SECS] | serve ADDR TLSADDR CERT KEY")
 	}
 	switch args[0] {
 	case "cert":
@@ -50,6 +51,11 @@ func run(args []string) error {
 			fmt.Println(p)
 		}
 		return nil
+	case "serve":
+		if len(args) != 5 {
+			return errors.New("usage: benchkit serve ADDR TLSADDR CERT KEY")
+		}
+		return serve(args[1], args[2], args[3], args[4])
 	case "wait":
 		if len(args) < 2 {
 			return errors.New("usage: benchkit wait ADDR [SECS]")
@@ -147,4 +153,23 @@ func waitListen(addr string, d time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// serve answers every request with 1 KiB from Go's net/http itself: HTTP/1.1
+// on addr, HTTP/2 over TLS on tlsAddr (net/http's bundled x/net/http2, the
+// h2 server sluice uses). Measured like a proxy, it shows what Go's HTTP
+// servers cost per request before any proxying.
+func serve(addr, tlsAddr, certFile, keyFile string) error {
+	body := make([]byte, 1024)
+	for i := range body {
+		body[i] = 'x'
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(body)
+	})
+	errc := make(chan error, 2)
+	go func() { errc <- http.ListenAndServe(addr, h) }()
+	go func() { errc <- http.ListenAndServeTLS(tlsAddr, certFile, keyFile, h) }()
+	return <-errc
 }

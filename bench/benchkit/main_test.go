@@ -2,9 +2,14 @@ package main
 
 import (
 	"crypto/tls"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // The scripts hand the generated pair to sluice, nginx and Caddy, so it
@@ -60,6 +65,42 @@ func TestBadUsage(t *testing.T) {
 	for _, args := range [][]string{nil, {"nope"}, {"ports", "0"}, {"ports", "x"}, {"wait"}, {"cert"}} {
 		if err := run(args); err == nil {
 			t.Errorf("run(%q) succeeded", args)
+		}
+	}
+}
+
+// serve answers 1 KiB over HTTP/1.1 and over h2 with TLS.
+func TestServeAnswersBothProtocols(t *testing.T) {
+	dir := t.TempDir()
+	if err := run([]string{"cert", dir}); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, secure := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	go run([]string{"serve", plain, secure, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")})
+	for _, a := range []string{plain, secure} {
+		if err := waitListen(a, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	for _, u := range []string{"http://" + plain + "/1k", "https://" + secure + "/1k"} {
+		res, err := (&http.Client{Transport: tr}).Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		wantProto := 1
+		if strings.HasPrefix(u, "https") {
+			wantProto = 2
+		}
+		if res.StatusCode != 200 || len(body) != 1024 || res.ProtoMajor != wantProto {
+			t.Errorf("%s: %d, %d bytes, HTTP/%d", u, res.StatusCode, len(body), res.ProtoMajor)
 		}
 	}
 }

@@ -20,7 +20,7 @@ CONNS=${CONNS:-64}
 STREAMS=${STREAMS:-10}  # h2 streams per connection
 MICRO=${MICRO:-1}       # 0 skips the Go micro-benchmarks
 DOC=${DOC:-docs/benchmarks.md}
-TARGETS=${TARGETS:-sluice policy5 nginx caddy nethttp}  # proxies to measure, in order (policy5 right after sluice: least drift between the two)
+TARGETS=${TARGETS:-sluice policy5 nginx caddy nethttp versus}  # proxies to measure, in order (policy5 right after sluice: least drift between the two)
 
 out="$root/bench/out/bench"
 rm -rf "$out"
@@ -28,7 +28,7 @@ mkdir -p "$out/www" "$out/nginx-backend-tmp" "$out/nginx-proxy-tmp" "$out/caddy-
 
 need() { command -v "$1" >/dev/null || { echo "bench.sh: $1 not found; run 'make bench' (bench-deps)" >&2; exit 1; }; }
 for t in wrk h2load nginx caddy; do need "$t"; done
-for b in bin/benchkit $([[ " $TARGETS " == *" sluice "* || " $TARGETS " == *" policy5 "* ]] && echo bin/sluice); do
+for b in bin/benchkit $([[ " $TARGETS " == *" sluice "* || " $TARGETS " == *" policy5 "* || " $TARGETS " == *" versus "* ]] && echo bin/sluice); do
   [[ -x $b ]] || { echo "bench.sh: $b missing; run 'make build'" >&2; exit 1; }
 done
 
@@ -239,6 +239,37 @@ one_round() {
       done
       rss_of sluice+policy5
       ;;
+    versus)
+      # sluice and nginx running at once, on their own ports, measured in
+      # turn (sluice, nginx, nginx, sluice; half-length runs), so that the
+      # machine's load, which drifts over the minutes between the rows
+      # above, weighs on both alike. The headline ratio comes from here.
+      echo "bench: sluice and nginx side by side (1 KiB, alternating)"
+      render bench/sluice.yaml "$out/sluice-vs.yaml"
+      PORT=$POLICY_PORT TLS_PORT=$POLICY_TLS_PORT render bench/nginx-proxy.conf "$out/nginx-vs.conf"
+      start sluice-vs bin/sluice serve -c "$out/sluice-vs.yaml"
+      local sluice_pid=$server_pid nginx_pid
+      nginx -p "$out" -e "$out/nginx-vs.error.log" -c "$out/nginx-vs.conf" >"$out/nginx-vs.log" 2>&1 &
+      nginx_pid=$!
+      pids+=("$nginx_pid")
+      if ! bin/benchkit wait "127.0.0.1:$POLICY_PORT" 10 || ! bin/benchkit wait "127.0.0.1:$POLICY_TLS_PORT" 10; then
+        echo "bench.sh: nginx (side by side) did not start:" >&2
+        cat "$out/nginx-vs.log" "$out/nginx-vs.error.log" >&2
+        exit 1
+      fi
+      warm "$PORT" "$TLS_PORT"
+      warm "$POLICY_PORT" "$POLICY_TLS_PORT"
+      for proto in h1 h2; do
+        local sp=$PORT np=$POLICY_PORT
+        [[ $proto == h2 ]] && sp=$TLS_PORT np=$POLICY_TLS_PORT
+        meas_pid=$sluice_pid DUR=$(((DUR + 1) / 2)) "$proto" vs-sluice 1k "$sp"
+        meas_pid=$nginx_pid DUR=$(((DUR + 1) / 2)) "$proto" vs-nginx 1k "$np"
+        meas_pid=$nginx_pid DUR=$(((DUR + 1) / 2)) "$proto" vs-nginx 1k "$np"
+        meas_pid=$sluice_pid DUR=$(((DUR + 1) / 2)) "$proto" vs-sluice 1k "$sp"
+      done
+      kill "$nginx_pid" 2>/dev/null || true
+      wait "$nginx_pid" 2>/dev/null || true
+      ;;
     nethttp)
       # Not a proxy: Go's net/http answering 1 KiB itself, the floor under
       # any Go server (sluice's h2 side is this same x/net/http2 server).
@@ -250,7 +281,7 @@ one_round() {
       rss_of nethttp
       ;;
     *)
-      echo "bench.sh: unknown target $target (sluice policy5 nginx caddy nethttp)" >&2
+      echo "bench.sh: unknown target $target (sluice policy5 nginx caddy nethttp versus)" >&2
       exit 1
       ;;
     esac

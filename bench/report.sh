@@ -29,7 +29,7 @@ dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && e
 # table: one row per measurement, req/s relative to nginx's row of the same
 # protocol and body size.
 table=$(awk -F'\t' '
-  $1 == "sluice-nopolicy" { next }  # only the overhead table uses it
+  $1 == "sluice-nopolicy" || $1 ~ /^vs-/ { next }  # only the overhead and side-by-side tables use them
   { n++; key[n] = $2 "/" $3; row[n] = $0; if ($1 == "nginx") ng[$2 "/" $3] = $4 }
   END {
     for (i = 1; i <= n; i++) {
@@ -72,6 +72,40 @@ overhead=$(awk -F'\t' '
       proto = (p == "h1") ? "HTTP/1.1" : "h2 (TLS)"
       printf "| %s | %d | %d | %+.1f%% | %s | %s |\n", proto, median(b), median(w), median(rt),
         (bc == "" ? "-" : sprintf("%.1f -> %.1f", median(bc), median(wc))), (ct == "" ? "-" : sprintf("%+.1f%%", median(ct)))
+    }
+  }' "$out/results.tsv" | sort)
+
+# Side by side: sluice and nginx running at once, measured in turn (ABBA)
+# in every round; per round the mean of each one's two runs, the ratio of
+# those, then the median over rounds.
+versus=$(awk -F'\t' '
+  function median(s,   a, n, i, j, t) {
+    n = split(substr(s, 2), a, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  $1 == "vs-sluice" || $1 == "vs-nginx" {
+    k = $1 SUBSEP $2 SUBSEP $9
+    rps[k] += $4; p99[k] += $6; cpu[k] += $8; n[k]++; protos[$2] = 1; rounds[$9] = 1
+  }
+  END {
+    for (p in protos) {
+      rr = ""; pr = ""; sr = ""; nr = ""; sp = ""; np = ""; sc = ""; nc = ""; each = ""
+      for (r = 1; r <= 99; r++) {
+        if (!(r in rounds)) continue
+        ks = "vs-sluice" SUBSEP p SUBSEP r; kn = "vs-nginx" SUBSEP p SUBSEP r
+        if (!(n[ks] > 0 && n[kn] > 0 && rps[kn] > 0)) continue
+        s1 = rps[ks] / n[ks]; n1 = rps[kn] / n[kn]
+        rr = rr " " s1 / n1; each = each sprintf(" %.2f", s1 / n1)
+        sr = sr " " s1; nr = nr " " n1
+        sp = sp " " p99[ks] / n[ks]; np = np " " p99[kn] / n[kn]
+        if (p99[kn] > 0) pr = pr " " (p99[ks] / n[ks]) / (p99[kn] / n[kn])
+        sc = sc " " cpu[ks] / n[ks]; nc = nc " " cpu[kn] / n[kn]
+      }
+      if (rr == "") continue
+      proto = (p == "h1") ? "HTTP/1.1" : "h2 (TLS)"
+      printf "| %s | %d | %d | **%.2f** (%s) | %.2f / %.2f | %.2f | %.1f / %.1f |\n", proto, median(sr), median(nr),
+        median(rr), substr(each, 2), median(sp), median(np), (pr == "" ? 0 : median(pr)), median(sc), median(nc)
     }
   }' "$out/results.tsv" | sort)
 
@@ -162,6 +196,21 @@ Peak memory over all of a proxy's runs:
 | proxy | peak RSS MiB |
 |---|---:|
 $rss
+
+## sluice and nginx side by side
+
+The rows above measure each proxy alone, minutes apart; on this shared
+machine the load drifts over minutes, and a row's req/s with it. Here
+sluice (\`bench/sluice.yaml\`) and nginx (\`bench/nginx-proxy.conf\`) run at
+the same time on their own ports and are measured in turn, sluice, nginx,
+nginx, sluice, each run half as long as the rows above, 1 KiB answers. A
+round's ratio is sluice's mean req/s over nginx's; the table shows the
+median over rounds (each round's ratio in brackets), and the medians of
+p99 latency and CPU per request.
+
+| protocol | sluice req/s | nginx req/s | req/s ratio (rounds) | p99 ms sluice / nginx | p99 ratio | cpu µs/req sluice / nginx |
+|---|---:|---:|---:|---:|---:|---:|
+$versus
 
 ## Policy overhead
 

@@ -306,3 +306,47 @@ func TestH1ResponseFieldsMatchNetHTTP(t *testing.T) {
 		}
 	}
 }
+
+// Shutdown's deadline is a bound even for a raw-mode connection whose
+// request still waits on its upstream: net.Conn.Close waits for readers to
+// leave, and raw mode holds the socket's read side while it answers.
+func TestRawModeShutdownDeadlineWithRequestInFlight(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	b := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hang" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		io.WriteString(w, "ok")
+	})
+	bothModes(t, func(t *testing.T) {
+		s := New(Options{Log: quiet})
+		if err := s.Apply([]EndpointConfig{{URL: "http://:80", Listen: "127.0.0.1:0", Upstream: up(b.URL)}}); err != nil {
+			t.Fatal(err)
+		}
+		c := dialRaw(t, addr(t, s, "127.0.0.1:0"))
+		for i := 0; i < 2; i++ {
+			c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			if code, _ := c.answer(); code != 200 {
+				t.Fatalf("warm-up: %d", code)
+			}
+		}
+		c.send("GET /hang HTTP/1.1\r\nHost: a\r\n\r\n")
+		time.Sleep(100 * time.Millisecond) // /hang is upstream now
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		done := make(chan struct{})
+		go func() {
+			s.Shutdown(ctx)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			t.Fatal("Shutdown did not return at its deadline with a request in flight")
+		}
+	})
+}

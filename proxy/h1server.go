@@ -459,7 +459,10 @@ func (t *h1tracker) closeIdle(all bool) int {
 	defer t.mu.Unlock()
 	for c := range t.conns {
 		if all || c.state.CompareAndSwap(h1Idle, h1Closing) {
-			c.nc.Close()
+			// Close waits until no read is in progress on the socket, and
+			// raw mode (h1raw.go) holds the read side while it answers a
+			// request: closing must not wait for that answer.
+			go c.nc.Close()
 		}
 	}
 	return len(t.conns)

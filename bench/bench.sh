@@ -158,6 +158,21 @@ h2() {
   printf '  %-14s h2 %-3s %9s req/s  p50 %7s ms  p99 %7s ms  cpu %6s us/req  errors %s\n' "$target" "$size" "${rps:-0}" "$p50" "$p99" "$cpu" "$errs"
 }
 
+# abba A A_PID A_PORT A_TLS_PORT B B_PID B_PORT B_TLS_PORT: 1 KiB over h1
+# and h2, measured A, B, B, A with half-length runs, so that a drift of the
+# machine's load during the round weighs on both sides alike.
+abba() {
+  local proto ap bp
+  for proto in h1 h2; do
+    ap=$3 bp=$7
+    [[ $proto == h2 ]] && ap=$4 bp=$8
+    meas_pid=$2 DUR=$(((DUR + 1) / 2)) "$proto" "$1" 1k "$ap"
+    meas_pid=$6 DUR=$(((DUR + 1) / 2)) "$proto" "$5" 1k "$bp"
+    meas_pid=$6 DUR=$(((DUR + 1) / 2)) "$proto" "$5" 1k "$bp"
+    meas_pid=$2 DUR=$(((DUR + 1) / 2)) "$proto" "$1" 1k "$ap"
+  done
+}
+
 warm() {
   wrk -t2 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$1/1k" >/dev/null 2>&1 || true
   timeout -k 5 $((WARM + 30)) h2load -t2 -c"$CONNS" -m"$STREAMS" -D "$WARM" "https://127.0.0.1:$2/1k" >/dev/null 2>&1 || true
@@ -227,16 +242,7 @@ one_round() {
       bin/benchkit wait "127.0.0.1:$POLICY_TLS_PORT" 10
       warm "$PORT" "$TLS_PORT"
       warm "$POLICY_PORT" "$POLICY_TLS_PORT"
-      # Without, with, with, without, each half as long: a drift of the
-      # machine's load during the round weighs on both sides alike.
-      for proto in h1 h2; do
-        local plain=$PORT policy=$POLICY_PORT
-        [[ $proto == h2 ]] && plain=$TLS_PORT policy=$POLICY_TLS_PORT
-        DUR=$(((DUR + 1) / 2)) "$proto" sluice-nopolicy 1k "$plain"
-        DUR=$(((DUR + 1) / 2)) "$proto" sluice+policy5 1k "$policy"
-        DUR=$(((DUR + 1) / 2)) "$proto" sluice+policy5 1k "$policy"
-        DUR=$(((DUR + 1) / 2)) "$proto" sluice-nopolicy 1k "$plain"
-      done
+      abba sluice-nopolicy "$server_pid" "$PORT" "$TLS_PORT" sluice+policy5 "$server_pid" "$POLICY_PORT" "$POLICY_TLS_PORT"
       rss_of sluice+policy5
       ;;
     versus)
@@ -259,14 +265,7 @@ one_round() {
       fi
       warm "$PORT" "$TLS_PORT"
       warm "$POLICY_PORT" "$POLICY_TLS_PORT"
-      for proto in h1 h2; do
-        local sp=$PORT np=$POLICY_PORT
-        [[ $proto == h2 ]] && sp=$TLS_PORT np=$POLICY_TLS_PORT
-        meas_pid=$sluice_pid DUR=$(((DUR + 1) / 2)) "$proto" vs-sluice 1k "$sp"
-        meas_pid=$nginx_pid DUR=$(((DUR + 1) / 2)) "$proto" vs-nginx 1k "$np"
-        meas_pid=$nginx_pid DUR=$(((DUR + 1) / 2)) "$proto" vs-nginx 1k "$np"
-        meas_pid=$sluice_pid DUR=$(((DUR + 1) / 2)) "$proto" vs-sluice 1k "$sp"
-      done
+      abba vs-sluice "$sluice_pid" "$PORT" "$TLS_PORT" vs-nginx "$nginx_pid" "$POLICY_PORT" "$POLICY_TLS_PORT"
       kill "$nginx_pid" 2>/dev/null || true
       wait "$nginx_pid" 2>/dev/null || true
       ;;

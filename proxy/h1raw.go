@@ -123,9 +123,7 @@ func (c *h1conn) serveRaw(rc syscall.RawConn) rawOutcome {
 					// Nothing buffered is left unread on the socket: park
 					// until it is readable, under the idle or head timeout.
 					if c.br.Buffered() == 0 {
-						c.nc.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
-						c.state.Store(h1Idle)
-						if c.shutting() && c.state.CompareAndSwap(h1Idle, h1Active) {
+						if !c.enterIdle() {
 							return true
 						}
 					} else if !headTimer {

@@ -210,15 +210,22 @@ func (c *h1conn) isH2Preface() bool {
 
 func (c *h1conn) shutting() bool { return c.l.h1.shut.Load() }
 
+// enterIdle arms the idle timeout before waiting for the next request and
+// marks c idle, so that Shutdown may close it; false means Shutdown has
+// begun and the connection ends now.
+func (c *h1conn) enterIdle() bool {
+	c.nc.SetReadDeadline(time.Now().Add(c.l.s.limits.IdleTimeout))
+	c.state.Store(h1Idle)
+	return !(c.shutting() && c.state.CompareAndSwap(h1Idle, h1Active))
+}
+
 // serveOne reads and answers one request; false ends the connection.
 func (c *h1conn) serveOne() bool {
 	lim := &c.l.s.limits
 	nc := c.nc
 	waited := false
 	if c.br.Buffered() == 0 {
-		nc.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
-		c.state.Store(h1Idle)
-		if c.shutting() && c.state.CompareAndSwap(h1Idle, h1Active) {
+		if !c.enterIdle() {
 			return false
 		}
 		_, err := c.br.Peek(1)

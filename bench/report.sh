@@ -44,15 +44,19 @@ table=$(awk -F'\t' '
 
 rss=$(awk -F'\t' '{printf "| %s | %.1f |\n", $1, $2 / 1024}' "$out/rss-best.tsv")
 
-# Policy overhead: sluice+policy5 vs sluice, same protocol, 1 KiB, from
-# the runs of each round (they alternate in one process, ABBA), then the
-# median over rounds; the CPU cost per request is the steadier figure.
-overhead=$(awk -F'\t' '
+# median(" a b c"): the median of a space-separated list (leading space).
+awk_median='
   function median(s,   a, n, i, j, t) {
     n = split(substr(s, 2), a, " ")
     for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
     return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
   }
+'
+
+# Policy overhead: sluice+policy5 vs sluice, same protocol, 1 KiB, from
+# the runs of each round (they alternate in one process, ABBA), then the
+# median over rounds; the CPU cost per request is the steadier figure.
+overhead=$(awk -F'\t' "$awk_median"'
   # A round has two runs of each (without, with, with, without): their mean.
   $3 == "1k" && $1 == "sluice-nopolicy" { bs[$2, $9] += $4; bn[$2, $9]++; bcs[$2, $9] += $8 }
   $3 == "1k" && $1 == "sluice+policy5" { ps[$2, $9] += $4; pn[$2, $9]++; pcs[$2, $9] += $8; protos[$2] = 1; rounds[$9] = 1 }
@@ -78,12 +82,7 @@ overhead=$(awk -F'\t' '
 # Side by side: sluice and nginx running at once, measured in turn (ABBA)
 # in every round; per round the mean of each one's two runs, the ratio of
 # those, then the median over rounds.
-versus=$(awk -F'\t' '
-  function median(s,   a, n, i, j, t) {
-    n = split(substr(s, 2), a, " ")
-    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
-    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-  }
+versus=$(awk -F'\t' "$awk_median"'
   $1 == "vs-sluice" || $1 == "vs-nginx" {
     k = $1 SUBSEP $2 SUBSEP $9
     rps[k] += $4; p99[k] += $6; cpu[k] += $8; n[k]++; protos[$2] = 1; rounds[$9] = 1

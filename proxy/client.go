@@ -38,6 +38,7 @@ type connPool struct {
 // pconn is one upstream connection with its buffers.
 type pconn struct {
 	c      net.Conn
+	rhtDL  lazyDeadline // response_header_timeout, re-armed lazily; other deadlines reset it
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	p      *connPool
@@ -158,10 +159,17 @@ func (p *connPool) dial(ctx context.Context) (*pconn, error) {
 
 func (pc *pconn) close() { pc.c.Close() }
 
+// setReadDeadline sets a read deadline other than the response header
+// timeout's.
+func (pc *pconn) setReadDeadline(t time.Time) {
+	pc.rhtDL.reset()
+	pc.c.SetReadDeadline(t)
+}
+
 // alive probes an idle connection (see connAlive). The read deadline of
 // its last answer may have passed, which would fail the probe's read.
 func (pc *pconn) alive() bool {
-	pc.c.SetReadDeadline(time.Time{})
+	pc.setReadDeadline(time.Time{})
 	return connAlive(pc.c)
 }
 
@@ -307,7 +315,7 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 		// More reads follow, without the head's deadline. (An answer
 		// already in the buffer leaves it set: the next request on this
 		// connection sets its own before reading.)
-		pc.c.SetReadDeadline(time.Time{})
+		pc.setReadDeadline(time.Time{})
 	}
 	if head.status == http.StatusSwitchingProtocols {
 		if !upgrade {
@@ -350,7 +358,7 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 // so the answer's readiness cannot be missed. werr is the write's error,
 // err the wait's.
 func (pc *pconn) flushAndWait() (werr, err error) {
-	pc.c.SetReadDeadline(time.Now().Add(pc.p.limits.ResponseHeaderTimeout))
+	pc.rhtDL.arm(pc.c, pc.p.limits.ResponseHeaderTimeout)
 	pc.sent, pc.werr = false, nil
 	err = pc.raw.Read(pc.waitFn)
 	if werr = pc.werr; werr != nil {
@@ -381,7 +389,7 @@ func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter, h 
 		for bw != nil && !bw.finished() {
 			// Wait for the first byte without a deadline while the upload
 			// is still running, then with the timeout.
-			pc.c.SetReadDeadline(time.Now().Add(rht))
+			pc.setReadDeadline(time.Now().Add(rht))
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -392,7 +400,7 @@ func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter, h 
 			}
 		}
 		if !armed {
-			pc.c.SetReadDeadline(time.Now().Add(rht))
+			pc.rhtDL.arm(pc.c, rht)
 		}
 		armed = false
 		if err := readResponseHead(pc.br, &pc.head, method, h); err != nil {

@@ -127,7 +127,7 @@ func (c *h1conn) serveRaw(rc syscall.RawConn) rawOutcome {
 							return true
 						}
 					} else if !headTimer {
-						c.nc.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
+						c.setReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
 						headTimer = true
 					}
 					mustRead = true

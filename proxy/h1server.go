@@ -53,6 +53,16 @@ type h1conn struct {
 	// the engine's: once bodyHalted, only the engine sets read deadlines.
 	dmu        sync.Mutex
 	bodyHalted bool
+
+	// idleDL is the idle timeout's read deadline, re-armed lazily; every
+	// other read deadline goes through setReadDeadline, which forgets it.
+	idleDL lazyDeadline
+}
+
+// setReadDeadline sets a read deadline other than the idle one.
+func (c *h1conn) setReadDeadline(t time.Time) {
+	c.idleDL.reset()
+	c.nc.SetReadDeadline(t)
 }
 
 // armBodyRead sets the body read timeout before a read of the request
@@ -64,7 +74,7 @@ func (c *h1conn) armBodyRead() {
 	}
 	c.dmu.Lock()
 	if !c.bodyHalted {
-		c.nc.SetReadDeadline(time.Now().Add(d))
+		c.setReadDeadline(time.Now().Add(d))
 	}
 	c.dmu.Unlock()
 }
@@ -74,7 +84,7 @@ func (c *h1conn) armBodyRead() {
 func (c *h1conn) haltBody(t time.Time) {
 	c.dmu.Lock()
 	c.bodyHalted = true
-	c.nc.SetReadDeadline(t)
+	c.setReadDeadline(t)
 	c.dmu.Unlock()
 }
 
@@ -105,6 +115,7 @@ func (l *listener) serveH1(ci *connInfo, nc net.Conn, first byte) {
 		c.bw = bufio.NewWriterSize(nil, 4096)
 	}
 	c.l, c.ci, c.nc = l, ci, nc
+	c.idleDL.reset() // a pooled h1conn's last socket is not this one
 	c.src = h1src{nc: nc}
 	c.br.Reset(&c.src)
 	c.bw.Reset(nc)
@@ -126,14 +137,14 @@ func (l *listener) serveH1(ci *connInfo, nc net.Conn, first byte) {
 
 	handedOff := false
 	if first == 'P' {
-		nc.SetReadDeadline(time.Now().Add(s.limits.ReadHeaderTimeout))
+		c.setReadDeadline(time.Now().Add(s.limits.ReadHeaderTimeout))
 		if c.isH2Preface() {
 			// h2c with prior knowledge: x/net/http2 via net/http takes the
 			// connection, replaying what was read.
 			handedOff = true
 			br := c.br
 			c.br = nil
-			nc.SetReadDeadline(time.Time{})
+			c.setReadDeadline(time.Time{})
 			l.h1.remove(c)
 			if g := ci.gauge; g != nil {
 				g.Dec()
@@ -214,7 +225,7 @@ func (c *h1conn) shutting() bool { return c.l.h1.shut.Load() }
 // marks c idle, so that Shutdown may close it; false means Shutdown has
 // begun and the connection ends now.
 func (c *h1conn) enterIdle() bool {
-	c.nc.SetReadDeadline(time.Now().Add(c.l.s.limits.IdleTimeout))
+	c.idleDL.arm(c.nc, c.l.s.limits.IdleTimeout)
 	c.state.Store(h1Idle)
 	return !(c.shutting() && c.state.CompareAndSwap(h1Idle, h1Active))
 }
@@ -222,7 +233,6 @@ func (c *h1conn) enterIdle() bool {
 // serveOne reads and answers one request; false ends the connection.
 func (c *h1conn) serveOne() bool {
 	lim := &c.l.s.limits
-	nc := c.nc
 	waited := false
 	if c.br.Buffered() == 0 {
 		if !c.enterIdle() {
@@ -237,7 +247,7 @@ func (c *h1conn) serveOne() bool {
 	// The header timeout runs from the head's first byte; a head that came
 	// whole in that first read needs no further read, nor a deadline.
 	if !waited || !headComplete(c.br) {
-		nc.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
+		c.setReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
 	}
 	if err := c.readParse(); err != nil {
 		c.refuse(err)
@@ -271,9 +281,9 @@ func (c *h1conn) serveHead() bool {
 		c.bodyHalted = false
 		c.dmu.Unlock()
 		if lim.BodyReadTimeout > 0 {
-			nc.SetReadDeadline(time.Now().Add(lim.BodyReadTimeout))
+			c.setReadDeadline(time.Now().Add(lim.BodyReadTimeout))
 		} else {
-			nc.SetReadDeadline(time.Time{})
+			c.setReadDeadline(time.Time{})
 		}
 	}
 	if lim.WriteTimeout > 0 {
@@ -427,7 +437,7 @@ func (c *h1conn) lingerClose() {
 		return
 	}
 	cw.CloseWrite()
-	c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	c.setReadDeadline(time.Now().Add(500 * time.Millisecond))
 	io.CopyN(io.Discard, c.nc, maxDiscard)
 }
 

@@ -335,6 +335,7 @@ func (w *h1writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		g.Dec()
 	}
 	c.haltBody(time.Time{})
+	c.idleDL.reset()
 	c.nc.SetDeadline(time.Time{})
 	return c.nc, bufio.NewReadWriter(c.br, c.bw), nil
 }

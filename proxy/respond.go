@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/exchange"
 )
@@ -17,11 +18,26 @@ func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Reques
 	res := x.Res
 	h := w.Header()
 	names := connectionNames(res.Header)
-	for k, vv := range res.Header {
-		if skipResponseHeader(k) || (names != nil && listed(names, k)) {
-			continue
+	upVia, upCL := res.Header["Via"], res.Header["Content-Length"]
+	if hw, ok := w.(*h1writer); ok && len(h) == 0 && res.StatusCode != http.StatusSwitchingProtocols &&
+		sameMap(res.Header, xs.head.header) {
+		// The upstream's header map is ours (xs.head): the HTTP/1.1 writer
+		// takes it over, without the hop-by-hop fields, instead of a copy,
+		// and leaves its own empty map for the next answer.
+		for k := range res.Header {
+			if skipResponseHeader(k) || (names != nil && listed(names, k)) {
+				delete(res.Header, k)
+			}
 		}
-		h[k] = vv
+		hw.hdr, xs.head.header = res.Header, h
+		h = hw.hdr
+	} else {
+		for k, vv := range res.Header {
+			if skipResponseHeader(k) || (names != nil && listed(names, k)) {
+				continue
+			}
+			h[k] = vv
+		}
 	}
 	status := res.StatusCode
 	if status < 100 || status > 999 {
@@ -46,7 +62,7 @@ func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Reques
 	if r.ProtoMajor == 2 {
 		via = via20
 	}
-	if vv := res.Header["Via"]; len(vv) > 0 {
+	if vv := upVia; len(vv) > 0 {
 		h["Via"] = append(vv[:len(vv):len(vv)], via[0])
 	} else {
 		h["Via"] = via
@@ -54,11 +70,11 @@ func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Reques
 	bodyless := r.Method == http.MethodHead || status == http.StatusNoContent ||
 		status == http.StatusNotModified || status < 200
 	if bodyless {
-		if cl := res.Header["Content-Length"]; cl != nil && status != http.StatusNoContent && status >= 200 {
+		if cl := upCL; cl != nil && status != http.StatusNoContent && status >= 200 {
 			h["Content-Length"] = cl
 		}
 	} else if res.ContentLength >= 0 {
-		h["Content-Length"] = contentLength(res.Header["Content-Length"], res.ContentLength)
+		h["Content-Length"] = contentLength(upCL, res.ContentLength)
 	}
 	if xs.closeCon && r.ProtoMajor == 1 {
 		h["Connection"] = []string{"close"}
@@ -78,6 +94,11 @@ func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Reques
 		return 0, nil
 	}
 	return copyBody(w, res)
+}
+
+// sameMap says whether a and b are the same map.
+func sameMap(a, b http.Header) bool {
+	return a != nil && *(*unsafe.Pointer)(unsafe.Pointer(&a)) == *(*unsafe.Pointer)(unsafe.Pointer(&b))
 }
 
 // contentLength reuses the upstream's header value when it says n already.

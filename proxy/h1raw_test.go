@@ -241,9 +241,9 @@ func TestRawModeTimeoutsAndShutdown(t *testing.T) {
 	})
 }
 
-// The engine writes the upstream's header fields without copying them
-// (h1writer.base): what the client gets must match the net/http engine's
-// answer, field for field, for answers with and without bodies.
+// The engine's writer takes the upstream's header map over instead of a
+// copy (writeResponse); net/http's writer gets a copy: what the client
+// gets must match, field for field, for answers with and without bodies.
 func TestH1ResponseFieldsMatchNetHTTP(t *testing.T) {
 	b := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+	_ "unsafe" // go:linkname
 )
 
 // lazyDeadline re-arms a read deadline that is set again and again with
@@ -17,19 +18,24 @@ import (
 // timeout fires between d and d+slack after the last arm, never early.
 // Whoever sets another deadline on the socket calls reset first.
 type lazyDeadline struct {
-	at atomic.Int64 // the armed deadline in Unix nanoseconds, 0: not known
+	at atomic.Int64 // the armed deadline on the monotonic clock, 0: not known
 }
 
 func (l *lazyDeadline) arm(c net.Conn, d time.Duration) {
-	now := time.Now()
-	want := now.Add(d)
-	if a := l.at.Load(); a != 0 && a >= want.UnixNano() {
+	want := nanotime() + int64(d)
+	if a := l.at.Load(); a != 0 && a >= want {
 		return
 	}
 	slack := min(d/64, time.Second)
-	t := want.Add(slack)
-	c.SetReadDeadline(t)
-	l.at.Store(t.UnixNano())
+	c.SetReadDeadline(time.Now().Add(d + slack))
+	l.at.Store(want + int64(slack))
 }
+
+// nanotime is the runtime's monotonic clock: one clock read where
+// time.Now makes two (wall and monotonic). Only lazyDeadline's checks use
+// it; the deadlines themselves are wall-clock times.
+//
+//go:linkname nanotime runtime.nanotime
+func nanotime() int64
 
 func (l *lazyDeadline) reset() { l.at.Store(0) }

@@ -272,6 +272,10 @@ func parseRequestLine(line string, h *h1head) error {
 	for i := 0; i < len(h.target); i++ {
 		if b := h.target[i]; b <= ' ' || b >= 0x7f {
 			return badReq("invalid request target")
+		} else if b == '#' {
+			// No form of request-target has a fragment (RFC 9112 3.2);
+			// forwarded, "/a#b" would become another resource, "/a%23b".
+			return badReq("fragment in request target")
 		}
 	}
 	return parseTarget(h)

@@ -93,6 +93,7 @@ func TestH1Refusals(t *testing.T) {
 		{"GET / HTTP/1.1\nHost: a\n\n", "400"},
 		{"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", "400"},
 		{"GET * HTTP/1.1\r\nHost: a\r\n\r\n", "400"},
+		{"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", "400"}, // a fragment would be forwarded as /a%23b
 		{"GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", "417"},
 		{"GET / HTTP/3.0\r\nHost: a\r\n\r\n", "505"},
 		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", "501"},

@@ -350,3 +350,43 @@ func TestRawModeShutdownDeadlineWithRequestInFlight(t *testing.T) {
 		}
 	})
 }
+
+// An answer without a body is committed after the exchange is over (its
+// state pooled and reused): its X-Request-Id must still be its own, the
+// one the upstream got, whether the upstream's header map was handed to
+// the writer or copied.
+func TestBodylessAnswersKeepTheirRequestID(t *testing.T) {
+	got := make(chan string, 1)
+	b := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("X-Request-Id")
+		switch r.URL.Path {
+		case "/204":
+			w.WriteHeader(http.StatusNoContent)
+		case "/304":
+			w.WriteHeader(http.StatusNotModified)
+		case "/empty":
+			w.Header().Set("Content-Length", "0")
+		default:
+			io.WriteString(w, "body")
+		}
+	})
+	bothModes(t, func(t *testing.T) {
+		s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up(b.URL)})
+		c := dialRaw(t, addr(t, s, "127.0.0.1:0"))
+		for i := 0; i < 3; i++ { // later rounds reuse pooled exchange state
+			for _, req := range []string{"GET /204", "GET /304", "GET /empty", "HEAD /body", "GET /body"} {
+				c.send(req + " HTTP/1.1\r\nHost: a\r\n\r\n")
+				c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+				res, err := http.ReadResponse(c.br, &http.Request{Method: strings.Fields(req)[0]})
+				if err != nil {
+					t.Fatalf("%s: %v", req, err)
+				}
+				io.Copy(io.Discard, res.Body)
+				want := <-got
+				if id := res.Header.Get("X-Request-Id"); id == "" || id != want {
+					t.Fatalf("%s: X-Request-Id %q, the upstream got %q", req, id, want)
+				}
+			}
+		}
+	})
+}

@@ -29,6 +29,7 @@ type h1writer struct {
 	n         int64 // body bytes written
 	err       error // sticky write error
 	hijacked  bool
+	idv       [1]string // the X-Request-Id field's value list (see writeResponse)
 }
 
 func (w *h1writer) reset() {

@@ -41,7 +41,6 @@ type xstate struct {
 	nhooked  int
 	closeCon bool // answer with Connection: close (unread body)
 
-	idv [1]string    // the X-Request-Id answer field's value list
 	rid reqIDHandler // x.Log's handler when a policy runs
 	lg  slog.Logger  // x.Log when a policy runs
 }

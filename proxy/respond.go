@@ -56,8 +56,15 @@ func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Reques
 		xs.upconn.close()
 		xs.upconn = nil
 	}
-	xs.idv[0] = x.ID
-	h["X-Request-Id"] = xs.idv[:]
+	if hw, ok := w.(*h1writer); ok {
+		// The engine's writer reads the map when it commits the head,
+		// which for an answer without a body is after the exchange (and
+		// xs) is gone: the value lives in the writer, not in xs.
+		hw.idv[0] = x.ID
+		h["X-Request-Id"] = hw.idv[:]
+	} else {
+		h["X-Request-Id"] = []string{x.ID} // net/http and h2 copy the map at WriteHeader
+	}
 	via := via11
 	if r.ProtoMajor == 2 {
 		via = via20

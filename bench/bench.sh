@@ -35,9 +35,9 @@ done
 bin/benchkit cert "$out"
 head -c 1024 /dev/urandom >"$out/www/1k"
 head -c $((1024 * 1024)) /dev/urandom >"$out/www/1m"
-mapfile -t P < <(bin/benchkit ports 6)
+mapfile -t P < <(bin/benchkit ports 7)
 BACKEND_PORT=${P[0]} BACKEND_TLS_PORT=${P[1]} PORT=${P[2]} TLS_PORT=${P[3]}
-POLICY_PORT=${P[4]} POLICY_TLS_PORT=${P[5]}
+POLICY_PORT=${P[4]} POLICY_TLS_PORT=${P[5]} FLOOR_PORT=${P[6]}
 
 # render TEMPLATE DEST: fills the @PLACEHOLDERS@ of a bench/ config.
 render() {
@@ -159,11 +159,11 @@ h2() {
 }
 
 # abba A A_PID A_PORT A_TLS_PORT B B_PID B_PORT B_TLS_PORT: 1 KiB over h1
-# and h2, measured A, B, B, A with half-length runs, so that a drift of the
-# machine's load during the round weighs on both sides alike.
+# and h2 (PROTOS), measured A, B, B, A with half-length runs, so that a
+# drift of the machine's load during the round weighs on both sides alike.
 abba() {
   local proto ap bp
-  for proto in h1 h2; do
+  for proto in ${PROTOS:-h1 h2}; do
     ap=$3 bp=$7
     [[ $proto == h2 ]] && ap=$4 bp=$8
     meas_pid=$2 DUR=$(((DUR + 1) / 2)) "$proto" "$1" 1k "$ap"
@@ -266,8 +266,17 @@ one_round() {
       warm "$PORT" "$TLS_PORT"
       warm "$POLICY_PORT" "$POLICY_TLS_PORT"
       abba vs-sluice "$sluice_pid" "$PORT" "$TLS_PORT" vs-nginx "$nginx_pid" "$POLICY_PORT" "$POLICY_TLS_PORT"
-      kill "$nginx_pid" 2>/dev/null || true
-      wait "$nginx_pid" 2>/dev/null || true
+      # The Go floor (benchkit floor: a goroutine per connection and
+      # nothing else) against the same nginx, HTTP/1.1 only: what any
+      # goroutine-per-connection Go proxy can reach on this machine.
+      bin/benchkit floor "127.0.0.1:$FLOOR_PORT" "127.0.0.1:$BACKEND_PORT" >"$out/floor.log" 2>&1 &
+      local floor_pid=$!
+      pids+=("$floor_pid")
+      bin/benchkit wait "127.0.0.1:$FLOOR_PORT" 10
+      wrk -t2 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$FLOOR_PORT/1k" >/dev/null 2>&1 || true
+      PROTOS=h1 abba vs-floor "$floor_pid" "$FLOOR_PORT" - vs-nginx-f "$nginx_pid" "$POLICY_PORT" -
+      kill "$nginx_pid" "$floor_pid" 2>/dev/null || true
+      wait "$nginx_pid" "$floor_pid" 2>/dev/null || true
       ;;
     nethttp)
       # Not a proxy: Go's net/http answering 1 KiB itself, the floor under

@@ -82,8 +82,10 @@ overhead=$(awk -F'\t' "$awk_median"'
 # Side by side: sluice and nginx running at once, measured in turn (ABBA)
 # in every round; per round the mean of each one's two runs, the ratio of
 # those, then the median over rounds.
-versus=$(awk -F'\t' "$awk_median"'
-  $1 == "vs-sluice" || $1 == "vs-nginx" {
+# sidebyside A B NAME: the table's rows for A against the nginx measured
+# alongside it (B).
+sidebyside() { awk -F'\t' -v A="$1" -v B="$2" -v name="$3" "$awk_median"'
+  $1 == A || $1 == B {
     k = $1 SUBSEP $2 SUBSEP $9
     rps[k] += $4; p99[k] += $6; cpu[k] += $8; n[k]++; protos[$2] = 1; rounds[$9] = 1
   }
@@ -92,7 +94,7 @@ versus=$(awk -F'\t' "$awk_median"'
       rr = ""; pr = ""; sr = ""; nr = ""; sp = ""; np = ""; sc = ""; nc = ""; each = ""
       for (r = 1; r <= 99; r++) {
         if (!(r in rounds)) continue
-        ks = "vs-sluice" SUBSEP p SUBSEP r; kn = "vs-nginx" SUBSEP p SUBSEP r
+        ks = A SUBSEP p SUBSEP r; kn = B SUBSEP p SUBSEP r
         if (!(n[ks] > 0 && n[kn] > 0 && rps[kn] > 0)) continue
         s1 = rps[ks] / n[ks]; n1 = rps[kn] / n[kn]
         rr = rr " " s1 / n1; each = each sprintf(" %.2f", s1 / n1)
@@ -103,10 +105,11 @@ versus=$(awk -F'\t' "$awk_median"'
       }
       if (rr == "") continue
       proto = (p == "h1") ? "HTTP/1.1" : "h2 (TLS)"
-      printf "| %s | %d | %d | **%.2f** (%s) | %.2f / %.2f | %.2f | %.1f / %.1f |\n", proto, median(sr), median(nr),
+      printf "| %s | %s | %d | %d | **%.2f** (%s) | %.2f / %.2f | %.2f | %.1f / %.1f |\n", name, proto, median(sr), median(nr),
         median(rr), substr(each, 2), median(sp), median(np), (pr == "" ? 0 : median(pr)), median(sc), median(nc)
     }
-  }' "$out/results.tsv" | sort)
+  }' "$out/results.tsv" | sort; }
+versus=$(sidebyside vs-sluice vs-nginx sluice; sidebyside vs-floor vs-nginx-f "Go floor")
 
 {
   cat <<EOF
@@ -207,8 +210,16 @@ round's ratio is sluice's mean req/s over nginx's; the table shows the
 median over rounds (each round's ratio in brackets), and the medians of
 p99 latency and CPU per request.
 
-| protocol | sluice req/s | nginx req/s | req/s ratio (rounds) | p99 ms sluice / nginx | p99 ratio | cpu µs/req sluice / nginx |
-|---|---:|---:|---:|---:|---:|---:|
+The "Go floor" rows measure \`benchkit floor\` (bench/benchkit/floor.go)
+the same way against the same nginx, HTTP/1.1 only: a goroutine per
+client connection, each with its own upstream connection, heads copied
+line by line, nothing else (no header handling, timeouts, pooling,
+metrics or policy). It is no usable proxy; it shows how close to nginx
+any goroutine-per-connection Go proxy gets on this machine, the Go
+runtime's own cost (scheduler, netpoller, syscall entry) included.
+
+| proxy | protocol | its req/s | nginx req/s | req/s ratio (rounds) | p99 ms it / nginx | p99 ratio | cpu µs/req it / nginx |
+|---|---|---:|---:|---:|---:|---:|---:|
 $versus
 
 ## Policy overhead

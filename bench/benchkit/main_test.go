@@ -104,3 +104,38 @@ func TestServeAnswersBothProtocols(t *testing.T) {
 		}
 	}
 }
+
+// The floor proxy must really proxy what the bench sends: keep-alive GETs
+// answered with a Content-Length, each getting its own answer.
+func TestFloorProxiesKeepAliveGets(t *testing.T) {
+	be := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat(r.URL.Path, 300))
+	})}
+	bl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go be.Serve(bl)
+	defer be.Close()
+	ports, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	go floor(addr, bl.Addr().String())
+	if err := waitListen(addr, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	for _, p := range []string{"/a", "/bb", "/a", "/ccc"} {
+		res, err := c.Get("http://" + addr + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(b) != strings.Repeat(p, 300) {
+			t.Fatalf("%s: got %d bytes %.20q", p, len(b), b)
+		}
+	}
+}

@@ -19,24 +19,23 @@ func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Reques
 	h := w.Header()
 	names := connectionNames(res.Header)
 	upVia, upCL := res.Header["Via"], res.Header["Content-Length"]
-	if hw, ok := w.(*h1writer); ok && len(h) == 0 && res.StatusCode != http.StatusSwitchingProtocols &&
-		sameMap(res.Header, xs.head.header) {
+	hw, engine := w.(*h1writer)
+	if engine && len(h) == 0 && res.StatusCode != http.StatusSwitchingProtocols && sameMap(res.Header, xs.head.header) {
 		// The upstream's header map is ours (xs.head): the HTTP/1.1 writer
 		// takes it over, without the hop-by-hop fields, instead of a copy,
 		// and leaves its own empty map for the next answer.
-		for k := range res.Header {
-			if skipResponseHeader(k) || (names != nil && listed(names, k)) {
-				delete(res.Header, k)
-			}
-		}
 		hw.hdr, xs.head.header = res.Header, h
 		h = hw.hdr
+		for k := range h {
+			if hopField(names, k) {
+				delete(h, k)
+			}
+		}
 	} else {
 		for k, vv := range res.Header {
-			if skipResponseHeader(k) || (names != nil && listed(names, k)) {
-				continue
+			if !hopField(names, k) {
+				h[k] = vv
 			}
-			h[k] = vv
 		}
 	}
 	status := res.StatusCode
@@ -56,7 +55,7 @@ func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Reques
 		xs.upconn.close()
 		xs.upconn = nil
 	}
-	if hw, ok := w.(*h1writer); ok {
+	if engine {
 		// The engine's writer reads the map when it commits the head,
 		// which for an answer without a body is after the exchange (and
 		// xs) is gone: the value lives in the writer, not in xs.
@@ -101,6 +100,12 @@ func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Reques
 		return 0, nil
 	}
 	return copyBody(w, res)
+}
+
+// hopField says whether an upstream answer's field stays behind: a
+// hop-by-hop one, one that Connection names, or one set anew here.
+func hopField(names []string, k string) bool {
+	return skipResponseHeader(k) || (names != nil && listed(names, k))
 }
 
 // sameMap says whether a and b are the same map.

@@ -381,7 +381,7 @@ func (c *h1conn) run() (aborted bool) {
 			}
 		}
 	}()
-	c.l.s.serveHTTP(&c.w, c.req)
+	c.l.s.serveConn(c.ci, &c.w, c.req)
 	return false
 }
 

@@ -77,23 +77,31 @@ var (
 
 // serveHTTP is the net/http handler of every listener.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor == 1 && r.TLS == nil && isH2CUpgrade(r.Header) && !connTLS(r) && (r.Body == nil || r.Body == http.NoBody) {
+	ci, _ := r.Context().Value(connKey{}).(*connInfo)
+	s.serveConn(ci, w, r)
+}
+
+// serveConn serves a request that came on the connection ci. The
+// HTTP/1.1 engine calls it directly: it knows ci without a lookup in the
+// request's context.
+func (s *Server) serveConn(ci *connInfo, w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.TLS == nil && (ci == nil || !ci.tls) && isH2CUpgrade(r.Header) && (r.Body == nil || r.Body == http.NoBody) {
 		// The h2c handler hijacks the connection; track it so that
 		// Shutdown closes it at the deadline like other upgrades.
 		s.h2c.ServeHTTP(&trackingHijacker{ResponseWriter: w, s: s}, r)
 		return
 	}
-	s.serveRequest(w, r)
+	s.serveWith(ci, w, r)
 }
 
-func connTLS(r *http.Request) bool {
-	ci, _ := r.Context().Value(connKey{}).(*connInfo)
-	return ci != nil && ci.tls
-}
-
-// serveRequest handles one request after protocol negotiation.
+// serveRequest handles one request after protocol negotiation (the h2c
+// handler's streams come here).
 func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	ci, _ := r.Context().Value(connKey{}).(*connInfo)
+	s.serveWith(ci, w, r)
+}
+
+func (s *Server) serveWith(ci *connInfo, w http.ResponseWriter, r *http.Request) {
 	if ci == nil {
 		http.Error(w, "500 Internal Server Error: connection without state", http.StatusInternalServerError)
 		return

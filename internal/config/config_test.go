@@ -181,6 +181,8 @@ func TestParseUpstream(t *testing.T) {
 		{"http", "justahost", "", "want a port, host:port or a URL"},
 		{"tcp", "http://x:1", "", "a tcp upstream is"},
 		{"http", "unix:", "", "needs a socket path"},
+		{"http", "unix:////", "", "needs a socket path"}, // found by FuzzParseUpstream: printed as "unix://", which did not parse back
+		{"http", "unix:////run//app.sock", "unix:/run/app.sock", ""},
 		{"http", "", "", "empty"},
 	} {
 		got, err := ParseUpstream(tc.kind, tc.in)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -34,7 +35,13 @@ func ParseUpstream(kind, s string) (string, error) {
 	}
 	if path, ok := strings.CutPrefix(s, "unix:"); ok {
 		path = strings.TrimPrefix(path, "//")
-		if path == "" {
+		if path != "" {
+			// Cleaned, the path never starts with "//", which the next
+			// parse would take for the "unix://" form: the canonical form
+			// parses back to itself.
+			path = filepath.Clean(path)
+		}
+		if path == "" || path == "/" || path == "." {
 			return "", fmt.Errorf("%q: unix: needs a socket path, e.g. unix:/run/app.sock", s)
 		}
 		return "unix:" + path, nil

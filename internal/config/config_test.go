@@ -183,6 +183,10 @@ func TestParseUpstream(t *testing.T) {
 		{"http", "unix:", "", "needs a socket path"},
 		{"http", "unix:////", "", "needs a socket path"}, // found by FuzzParseUpstream: printed as "unix://", which did not parse back
 		{"http", "unix:////run//app.sock", "unix:/run/app.sock", ""},
+		{"http", "unix: /", "", "needs a socket path"}, // found by FuzzParseUpstream too, as were the next two
+		{"http", "unix:0 /", "unix:0", ""},
+		{"http", "unix:a/ /", "unix:a", ""},
+		{"http", "unix: // /run/app.sock ", "unix:/run/app.sock", ""},
 		{"http", "", "", "empty"},
 	} {
 		got, err := ParseUpstream(tc.kind, tc.in)

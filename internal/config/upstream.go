@@ -34,12 +34,18 @@ func ParseUpstream(kind, s string) (string, error) {
 		return "http://127.0.0.1:" + s, nil
 	}
 	if path, ok := strings.CutPrefix(s, "unix:"); ok {
-		path = strings.TrimPrefix(path, "//")
-		if path != "" {
-			// Cleaned, the path never starts with "//", which the next
-			// parse would take for the "unix://" form: the canonical form
-			// parses back to itself.
-			path = filepath.Clean(path)
+		path = strings.TrimPrefix(strings.TrimSpace(path), "//")
+		// Cleaned and trimmed until neither changes it, the path neither
+		// starts with "//" (which the next parse would take for the
+		// "unix://" form) nor changes when parsed again: the canonical
+		// form parses back to itself. Each round shortens it (or makes
+		// "" into "."), so the loop ends.
+		for {
+			c := strings.TrimSpace(filepath.Clean(path))
+			if c == path {
+				break
+			}
+			path = c
 		}
 		if path == "" || path == "/" || path == "." {
 			return "", fmt.Errorf("%q: unix: needs a socket path, e.g. unix:/run/app.sock", s)

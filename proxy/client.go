@@ -161,10 +161,7 @@ func (pc *pconn) close() { pc.c.Close() }
 
 // setReadDeadline sets a read deadline other than the response header
 // timeout's.
-func (pc *pconn) setReadDeadline(t time.Time) {
-	pc.rhtDL.reset()
-	pc.c.SetReadDeadline(t)
-}
+func (pc *pconn) setReadDeadline(t time.Time) { pc.rhtDL.set(pc.c, t) }
 
 // alive probes an idle connection (see connAlive). The read deadline of
 // its last answer may have passed, which would fail the probe's read.

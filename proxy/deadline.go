@@ -16,7 +16,7 @@ import (
 // The deadline is armed a little late, at now+d plus a slack of d/64 (at
 // most a second), and kept while it still lies at or beyond now+d: the
 // timeout fires between d and d+slack after the last arm, never early.
-// Whoever sets another deadline on the socket calls reset first.
+// Every other read deadline on the socket goes through set.
 type lazyDeadline struct {
 	at atomic.Int64 // the armed deadline on the monotonic clock, 0: not known
 }
@@ -39,3 +39,10 @@ func (l *lazyDeadline) arm(c net.Conn, d time.Duration) {
 func nanotime() int64
 
 func (l *lazyDeadline) reset() { l.at.Store(0) }
+
+// set sets a read deadline other than the lazy one's, which is then no
+// longer known to be armed.
+func (l *lazyDeadline) set(c net.Conn, t time.Time) {
+	l.reset()
+	c.SetReadDeadline(t)
+}

@@ -60,10 +60,7 @@ type h1conn struct {
 }
 
 // setReadDeadline sets a read deadline other than the idle one.
-func (c *h1conn) setReadDeadline(t time.Time) {
-	c.idleDL.reset()
-	c.nc.SetReadDeadline(t)
-}
+func (c *h1conn) setReadDeadline(t time.Time) { c.idleDL.set(c.nc, t) }
 
 // armBodyRead sets the body read timeout before a read of the request
 // body from the socket, unless the engine took the deadline over.

@@ -335,8 +335,7 @@ func (w *h1writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if g := c.ci.gauge; g != nil {
 		g.Dec()
 	}
-	c.haltBody(time.Time{})
-	c.idleDL.reset()
+	c.haltBody(time.Time{}) // also forgets the lazy idle deadline
 	c.nc.SetDeadline(time.Time{})
 	return c.nc, bufio.NewReadWriter(c.br, c.bw), nil
 }

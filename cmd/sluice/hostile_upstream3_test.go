@@ -91,15 +91,17 @@ func (u *scriptUpstream) answer(path, raw string) {
 }
 
 func (u *scriptUpstream) answerFunc(path string, raw func(r *http.Request) string) {
-	u.mu.Lock()
-	u.answers[path] = scriptAnswer{raw: raw}
-	u.mu.Unlock()
+	u.setAnswer(path, scriptAnswer{raw: raw})
 }
 
 // answerThenClose registers bytes after which the upstream closes.
 func (u *scriptUpstream) answerThenClose(path, raw string) {
+	u.setAnswer(path, scriptAnswer{raw: func(*http.Request) string { return raw }, close: true})
+}
+
+func (u *scriptUpstream) setAnswer(path string, a scriptAnswer) {
 	u.mu.Lock()
-	u.answers[path] = scriptAnswer{raw: func(*http.Request) string { return raw }, close: true}
+	u.answers[path] = a
 	u.mu.Unlock()
 }
 

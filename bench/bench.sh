@@ -35,9 +35,9 @@ done
 bin/benchkit cert "$out"
 head -c 1024 /dev/urandom >"$out/www/1k"
 head -c $((1024 * 1024)) /dev/urandom >"$out/www/1m"
-mapfile -t P < <(bin/benchkit ports 7)
+mapfile -t P < <(bin/benchkit ports 8)
 BACKEND_PORT=${P[0]} BACKEND_TLS_PORT=${P[1]} PORT=${P[2]} TLS_PORT=${P[3]}
-POLICY_PORT=${P[4]} POLICY_TLS_PORT=${P[5]} FLOOR_PORT=${P[6]}
+POLICY_PORT=${P[4]} POLICY_TLS_PORT=${P[5]} FLOOR_PORT=${P[6]} EVFLOOR_PORT=${P[7]}
 
 # render TEMPLATE DEST: fills the @PLACEHOLDERS@ of a bench/ config.
 render() {
@@ -275,8 +275,19 @@ one_round() {
       bin/benchkit wait "127.0.0.1:$FLOOR_PORT" 10
       wrk -t2 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$FLOOR_PORT/1k" >/dev/null 2>&1 || true
       PROTOS=h1 abba vs-floor "$floor_pid" "$FLOOR_PORT" - vs-nginx-f "$nginx_pid" "$POLICY_PORT" -
-      kill "$nginx_pid" "$floor_pid" 2>/dev/null || true
-      wait "$nginx_pid" "$floor_pid" 2>/dev/null || true
+      kill "$floor_pid" 2>/dev/null || true
+      wait "$floor_pid" 2>/dev/null || true
+      # The event-loop floor (benchkit evfloor: one epoll loop per P, no
+      # goroutine per connection, as nginx's workers) the same way: what
+      # the goroutine wake-ups cost, by difference with the row above.
+      bin/benchkit evfloor "127.0.0.1:$EVFLOOR_PORT" "127.0.0.1:$BACKEND_PORT" >"$out/evfloor.log" 2>&1 &
+      local evfloor_pid=$!
+      pids+=("$evfloor_pid")
+      bin/benchkit wait "127.0.0.1:$EVFLOOR_PORT" 10
+      wrk -t2 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$EVFLOOR_PORT/1k" >/dev/null 2>&1 || true
+      PROTOS=h1 abba vs-evfloor "$evfloor_pid" "$EVFLOOR_PORT" - vs-nginx-e "$nginx_pid" "$POLICY_PORT" -
+      kill "$nginx_pid" "$evfloor_pid" 2>/dev/null || true
+      wait "$nginx_pid" "$evfloor_pid" 2>/dev/null || true
       ;;
     nethttp)
       # Not a proxy: Go's net/http answering 1 KiB itself, the floor under

@@ -109,7 +109,7 @@ sidebyside() { awk -F'\t' -v A="$1" -v B="$2" -v name="$3" "$awk_median"'
         median(rr), substr(each, 2), median(sp), median(np), (pr == "" ? 0 : median(pr)), median(sc), median(nc)
     }
   }' "$out/results.tsv" | sort; }
-versus=$(sidebyside vs-sluice vs-nginx sluice; sidebyside vs-floor vs-nginx-f "Go floor")
+versus=$(sidebyside vs-sluice vs-nginx sluice; sidebyside vs-floor vs-nginx-f "Go floor"; sidebyside vs-evfloor vs-nginx-e "Go event-loop floor")
 
 {
   cat <<EOF
@@ -217,6 +217,14 @@ line by line, nothing else (no header handling, timeouts, pooling,
 metrics or policy). It is no usable proxy; it shows how close to nginx
 any goroutine-per-connection Go proxy gets on this machine, the Go
 runtime's own cost (scheduler, netpoller, syscall entry) included.
+
+The "Go event-loop floor" rows measure \`benchkit evfloor\`
+(bench/benchkit/evfloor_linux.go) the same way: the same copying, but
+built as nginx's workers are, one epoll loop per P on a locked thread
+with its own \`SO_REUSEPORT\` listener, no goroutine per connection. The
+difference between the two floors is what the goroutine model's two
+wake-ups per proxied request (the answer, then the next request) cost on
+this machine.
 
 | proxy | protocol | its req/s | nginx req/s | req/s ratio (rounds) | p99 ms it / nginx | p99 ratio | cpu µs/req it / nginx |
 |---|---|---:|---:|---:|---:|---:|---:|

@@ -27,7 +27,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: benchkit cert DIR | ports N | wait ADDR [SECS] | serve ADDR TLSADDR CERT KEY | floor ADDR UPSTREAM")
+		return errors.New("usage: benchkit cert DIR | ports N | wait ADDR [SECS] | serve ADDR TLSADDR CERT KEY | floor ADDR UPSTREAM | evfloor ADDR UPSTREAM")
 	}
 	switch args[0] {
 	case "cert":
@@ -61,6 +61,11 @@ func run(args []string) error {
 			return errors.New("usage: benchkit floor ADDR UPSTREAM")
 		}
 		return floor(args[1], args[2])
+	case "evfloor":
+		if len(args) != 3 {
+			return errors.New("usage: benchkit evfloor ADDR UPSTREAM")
+		}
+		return evfloor(args[1], args[2])
 	case "wait":
 		if len(args) < 2 {
 			return errors.New("usage: benchkit wait ADDR [SECS]")

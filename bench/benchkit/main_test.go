@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -105,11 +107,14 @@ func TestServeAnswersBothProtocols(t *testing.T) {
 	}
 }
 
-// The floor proxy must really proxy what the bench sends: keep-alive GETs
-// answered with a Content-Length, each getting its own answer.
-func TestFloorProxiesKeepAliveGets(t *testing.T) {
+// Both floor proxies must really proxy what the bench sends: keep-alive
+// GETs answered with a Content-Length, each getting its own answer, on
+// several connections at once.
+func TestFloorsProxyKeepAliveGets(t *testing.T) {
 	be := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, strings.Repeat(r.URL.Path, 300))
+		b := strings.Repeat(r.URL.Path, 3000) // larger than one read
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		io.WriteString(w, b)
 	})}
 	bl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -117,25 +122,38 @@ func TestFloorProxiesKeepAliveGets(t *testing.T) {
 	}
 	go be.Serve(bl)
 	defer be.Close()
-	ports, err := freePorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	go floor(addr, bl.Addr().String())
-	if err := waitListen(addr, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	c := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
-	for _, p := range []string{"/a", "/bb", "/a", "/ccc"} {
-		res, err := c.Get("http://" + addr + p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if string(b) != strings.Repeat(p, 300) {
-			t.Fatalf("%s: got %d bytes %.20q", p, len(b), b)
-		}
+	for name, run := range map[string]func(string, string) error{"floor": floor, "evfloor": evfloor} {
+		t.Run(name, func(t *testing.T) {
+			ports, err := freePorts(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+			go run(addr, bl.Addr().String())
+			if err := waitListen(addr, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			c := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 4}}
+			var wg sync.WaitGroup
+			for i := 0; i < 4; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for _, p := range []string{"/a", "/bb", "/a", "/ccc"} {
+						res, err := c.Get("http://" + addr + p)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						b, _ := io.ReadAll(res.Body)
+						res.Body.Close()
+						if string(b) != strings.Repeat(p, 3000) {
+							t.Errorf("%s: got %d bytes %.20q", p, len(b), b)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		})
 	}
 }

@@ -119,7 +119,7 @@ func (l Limits) validate() error {
 		return fmt.Errorf("limits: max_header_bytes must not be negative (%d)", l.MaxHeaderBytes)
 	}
 	if l.MaxIdleConnsPerHost < 0 {
-		return fmt.Errorf("limits: max_idle_conns_per_host must not be negative (%d)", l.MaxIdleConnsPerHost)
+		return fmt.Errorf("limits: upstream_idle_conns must not be negative (%d)", l.MaxIdleConnsPerHost)
 	}
 	return nil
 }

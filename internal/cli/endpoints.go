@@ -62,6 +62,8 @@ func proxyLimits(l config.Limits) proxy.Limits {
 		ShutdownTimeout:       l.ShutdownTimeout.D(),
 		MaxHeaderBytes:        int(l.MaxHeaderBytes),
 		MaxBodyBytes:          int64(l.MaxBodyBytes),
+		UpstreamIdleTimeout:   l.UpstreamIdleTimeout.D(),
+		MaxIdleConnsPerHost:   int(l.UpstreamIdleConns),
 	}
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,6 +85,25 @@ func (f sizeFlag) Set(s string) error {
 	return nil
 }
 
+// countFlag accepts a whole number, 0 or more, into a config.Count.
+type countFlag struct{ c *config.Count }
+
+func (f countFlag) String() string {
+	if f.c == nil || *f.c == 0 {
+		return ""
+	}
+	return fmt.Sprint(int(*f.c))
+}
+
+func (f countFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a whole number, 0 or more")
+	}
+	*f.c = config.Count(n)
+	return nil
+}
+
 // limitFlags registers the limit flags shared by http/tcp/tls on fs.
 func limitFlags(fs *flag.FlagSet, l *config.Limits) {
 	fs.Var(durationFlag{&l.ReadHeaderTimeout}, "read-header-timeout", "max `DURATION` to read a request's header and TLS handshake (default 10s)")
@@ -94,6 +114,8 @@ func limitFlags(fs *flag.FlagSet, l *config.Limits) {
 	fs.Var(durationFlag{&l.ShutdownTimeout}, "shutdown-timeout", "max `DURATION` to drain in-flight requests on exit (default 30s)")
 	fs.Var(sizeFlag{&l.MaxHeaderBytes}, "max-header-bytes", "largest request header accepted, a `SIZE` such as 64KiB (default 64KiB)")
 	fs.Var(sizeFlag{&l.MaxBodyBytes}, "max-body-bytes", "largest request body accepted, a `SIZE` such as 10MB (default 100MiB)")
+	fs.Var(durationFlag{&l.UpstreamIdleTimeout}, "upstream-idle-timeout", "close pooled upstream connections unused this `DURATION` (default 1m30s)")
+	fs.Var(countFlag{&l.UpstreamIdleConns}, "upstream-idle-conns", "most idle connections kept per upstream target, a `NUMBER` (default 256)")
 }
 
 // printFlags lists fs's flags the way users type them (--name; -c for

@@ -61,6 +61,8 @@ type Limits struct {
 	ShutdownTimeout       Duration `yaml:"shutdown_timeout"`
 	MaxHeaderBytes        ByteSize `yaml:"max_header_bytes"`
 	MaxBodyBytes          ByteSize `yaml:"max_body_bytes"`
+	UpstreamIdleTimeout   Duration `yaml:"upstream_idle_timeout"`
+	UpstreamIdleConns     Count    `yaml:"upstream_idle_conns"`
 }
 
 // Endpoint is one `endpoints:` entry.
@@ -361,6 +363,12 @@ func (l Limits) Merge(o Limits) Limits {
 		}
 		return a
 	}
+	pickC := func(a, b Count) Count {
+		if b != 0 {
+			return b
+		}
+		return a
+	}
 	return Limits{
 		ReadHeaderTimeout:     pick(l.ReadHeaderTimeout, o.ReadHeaderTimeout),
 		IdleTimeout:           pick(l.IdleTimeout, o.IdleTimeout),
@@ -370,6 +378,8 @@ func (l Limits) Merge(o Limits) Limits {
 		ShutdownTimeout:       pick(l.ShutdownTimeout, o.ShutdownTimeout),
 		MaxHeaderBytes:        pickB(l.MaxHeaderBytes, o.MaxHeaderBytes),
 		MaxBodyBytes:          pickB(l.MaxBodyBytes, o.MaxBodyBytes),
+		UpstreamIdleTimeout:   pick(l.UpstreamIdleTimeout, o.UpstreamIdleTimeout),
+		UpstreamIdleConns:     pickC(l.UpstreamIdleConns, o.UpstreamIdleConns),
 	}
 }
 

@@ -36,6 +36,7 @@ func TestFull(t *testing.T) {
 		ReadHeaderTimeout: Duration(10 * time.Second), IdleTimeout: Duration(2 * time.Minute),
 		DialTimeout: Duration(5 * time.Second), ResponseHeaderTimeout: Duration(30 * time.Second),
 		ShutdownTimeout: Duration(15 * time.Second), MaxHeaderBytes: 64 << 10, MaxBodyBytes: 10_000_000,
+		UpstreamIdleTimeout: Duration(time.Minute), UpstreamIdleConns: 64,
 	}
 	if c.Limits != want {
 		t.Errorf("limits = %+v, want %+v", c.Limits, want)
@@ -50,7 +51,8 @@ func TestFull(t *testing.T) {
 	if !reflect.DeepEqual([]string(e0.Upstream), []string{"http://127.0.0.1:9000"}) {
 		t.Errorf("e0 upstream: %v", e0.Upstream)
 	}
-	if m := c.Limits.Merge(e0.Limits); m.MaxBodyBytes != 1<<20 || m.IdleTimeout != want.IdleTimeout {
+	if m := c.Limits.Merge(e0.Limits); m.MaxBodyBytes != 1<<20 || m.IdleTimeout != want.IdleTimeout ||
+		m.UpstreamIdleConns != 8 || m.UpstreamIdleTimeout != want.UpstreamIdleTimeout {
 		t.Errorf("merged limits: %+v", m)
 	}
 	e1 := c.Endpoints[1]
@@ -69,7 +71,7 @@ func TestFull(t *testing.T) {
 	if !strings.Contains(nodeText(t, e1.TrafficPolicy), "${HOME}") {
 		t.Errorf("inline policy was expanded: %s", nodeText(t, e1.TrafficPolicy))
 	}
-	if e1.PolicyName != "/etc/sluice/sluice.yaml:32" {
+	if e1.PolicyName != "/etc/sluice/sluice.yaml:35" {
 		t.Errorf("policy name %q", e1.PolicyName)
 	}
 	if e2 := c.Endpoints[2]; e2.Scheme != "tcp" || e2.Upstream[0] != "tcp://db.internal:5432" {

@@ -32,6 +32,26 @@ func (v *Duration) decodeNode(d *decoder, n *yaml.Node, path string) {
 // D returns the value as a time.Duration.
 func (v Duration) D() time.Duration { return time.Duration(v) }
 
+// Count is a number of things, a plain integer, not negative. Zero means
+// "use the default".
+type Count int
+
+func (v *Count) decodeNode(d *decoder, n *yaml.Node, path string) {
+	if isNull(n) {
+		return
+	}
+	s, ok := d.scalar(n, path)
+	if !ok {
+		return
+	}
+	c, err := strconv.Atoi(s)
+	if err != nil || c < 0 {
+		d.errorf(n, "%s: want a whole number, 0 or more, got %q", path, s)
+		return
+	}
+	*v = Count(c)
+}
+
 // ByteSize is a size in bytes: a plain integer or a number with a unit,
 // "64KiB", "1MB", "10MiB" (KB/MB/GB are powers of 1000, KiB/MiB/GiB of
 // 1024, as in Caddy). Zero means "use the default".

@@ -173,6 +173,21 @@ abba() {
   done
 }
 
+# floor_vs KIND PORT ROW NGINX_ROW NGINX_PID: runs `benchkit KIND` on PORT
+# in front of the backend and measures it ABBA against the side-by-side
+# nginx, HTTP/1.1 only.
+floor_vs() {
+  local kind=$1 port=$2 row=$3 nrow=$4 npid=$5 fpid
+  bin/benchkit "$kind" "127.0.0.1:$port" "127.0.0.1:$BACKEND_PORT" >"$out/$kind.log" 2>&1 &
+  fpid=$!
+  pids+=("$fpid")
+  bin/benchkit wait "127.0.0.1:$port" 10
+  wrk -t2 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$port/1k" >/dev/null 2>&1 || true
+  PROTOS=h1 abba "$row" "$fpid" "$port" - "$nrow" "$npid" "$POLICY_PORT" -
+  kill "$fpid" 2>/dev/null || true
+  wait "$fpid" 2>/dev/null || true
+}
+
 warm() {
   wrk -t2 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$1/1k" >/dev/null 2>&1 || true
   timeout -k 5 $((WARM + 30)) h2load -t2 -c"$CONNS" -m"$STREAMS" -D "$WARM" "https://127.0.0.1:$2/1k" >/dev/null 2>&1 || true
@@ -269,25 +284,13 @@ one_round() {
       # The Go floor (benchkit floor: a goroutine per connection and
       # nothing else) against the same nginx, HTTP/1.1 only: what any
       # goroutine-per-connection Go proxy can reach on this machine.
-      bin/benchkit floor "127.0.0.1:$FLOOR_PORT" "127.0.0.1:$BACKEND_PORT" >"$out/floor.log" 2>&1 &
-      local floor_pid=$!
-      pids+=("$floor_pid")
-      bin/benchkit wait "127.0.0.1:$FLOOR_PORT" 10
-      wrk -t2 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$FLOOR_PORT/1k" >/dev/null 2>&1 || true
-      PROTOS=h1 abba vs-floor "$floor_pid" "$FLOOR_PORT" - vs-nginx-f "$nginx_pid" "$POLICY_PORT" -
-      kill "$floor_pid" 2>/dev/null || true
-      wait "$floor_pid" 2>/dev/null || true
+      floor_vs floor "$FLOOR_PORT" vs-floor vs-nginx-f "$nginx_pid"
       # The event-loop floor (benchkit evfloor: one epoll loop per P, no
       # goroutine per connection, as nginx's workers) the same way: what
       # the goroutine wake-ups cost, by difference with the row above.
-      bin/benchkit evfloor "127.0.0.1:$EVFLOOR_PORT" "127.0.0.1:$BACKEND_PORT" >"$out/evfloor.log" 2>&1 &
-      local evfloor_pid=$!
-      pids+=("$evfloor_pid")
-      bin/benchkit wait "127.0.0.1:$EVFLOOR_PORT" 10
-      wrk -t2 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$EVFLOOR_PORT/1k" >/dev/null 2>&1 || true
-      PROTOS=h1 abba vs-evfloor "$evfloor_pid" "$EVFLOOR_PORT" - vs-nginx-e "$nginx_pid" "$POLICY_PORT" -
-      kill "$nginx_pid" "$evfloor_pid" 2>/dev/null || true
-      wait "$nginx_pid" "$evfloor_pid" 2>/dev/null || true
+      floor_vs evfloor "$EVFLOOR_PORT" vs-evfloor vs-nginx-e "$nginx_pid"
+      kill "$nginx_pid" 2>/dev/null || true
+      wait "$nginx_pid" 2>/dev/null || true
       ;;
     nethttp)
       # Not a proxy: Go's net/http answering 1 KiB itself, the floor under

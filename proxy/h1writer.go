@@ -38,6 +38,18 @@ func (w *h1writer) reset() {
 	w.cl, w.n, w.err, w.hijacked = -1, 0, nil, false
 }
 
+// retract takes back an answer whose head has not gone out: nothing of it
+// reached the client, so another one (an error) can take its place.
+func (w *h1writer) retract() bool {
+	w.c.wmu.Lock()
+	defer w.c.wmu.Unlock()
+	if w.committed || w.hijacked {
+		return false
+	}
+	w.reset()
+	return true
+}
+
 func (w *h1writer) Header() http.Header { return w.hdr }
 
 func (w *h1writer) WriteHeader(code int) {

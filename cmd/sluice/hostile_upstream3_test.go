@@ -275,6 +275,7 @@ func TestHostileUpstreamAnswers(t *testing.T) {
 		status    int    // the client's final status
 		body      string // when 200: the exact body
 		chunked   bool   // when 200: the client's answer is chunked
+		reuse     bool   // the client connection serves another request after
 	}{
 		{name: "two-content-lengths", raw: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", status: 502},
 		{name: "bare-cr-in-value", raw: "HTTP/1.1 200 OK\r\nX-A: b\rX-B: c\r\nContent-Length: 2\r\n\r\nok", status: 502},
@@ -282,6 +283,10 @@ func TestHostileUpstreamAnswers(t *testing.T) {
 		{name: "obs-fold-tab", raw: "HTTP/1.1 200 OK\r\nX-A: b\r\n\tc\r\nContent-Length: 2\r\n\r\nok", status: 502},
 		{name: "status-2000", raw: "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok", status: 502},
 		{name: "http09-no-status-line", raw: "hello from 1991\r\n", close: true, status: 502},
+		// A body that breaks before any of the answer was sent: a whole
+		// 502, and the client connection stays usable. (A head that came
+		// alone was already sent on: its body breaking cuts the answer.)
+		{name: "bad-first-chunk", raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", status: 502, reuse: true},
 		{name: "100-then-200", raw: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal", status: 200, body: "final"},
 		{name: "close-delimited", raw: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat("0123456789", 1000) + "end",
 			close: true, status: 200, body: strings.Repeat("0123456789", 1000) + "end", chunked: true},
@@ -307,8 +312,11 @@ func TestHostileUpstreamAnswers(t *testing.T) {
 			if tc.chunked && (len(res.TransferEncoding) != 1 || res.TransferEncoding[0] != "chunked" || res.Close) {
 				t.Fatalf("GET %s: Transfer-Encoding %q, Close %v; want a chunked, keep-alive HTTP/1.1 answer", path, res.TransferEncoding, res.Close)
 			}
-			if tc.chunked {
-				// Re-framed: the client connection is still usable.
+			if tc.status == 502 && !strings.Contains(body, "request id") {
+				t.Fatalf("GET %s: 502 body %q names no request id", path, body)
+			}
+			if tc.chunked || tc.reuse {
+				// Re-framed or answered whole: the client connection is still usable.
 				if res, body, _ := c.roundTrip("GET", "/after"); res.StatusCode != 200 || body != "own /after" {
 					t.Fatalf("GET /after the close-delimited answer: got %d %q, want 200 \"own /after\"", res.StatusCode, body)
 				}

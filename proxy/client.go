@@ -279,7 +279,7 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 	// (context.AfterFunc costs 4 allocations per request); the wait is
 	// bounded by ResponseHeaderTimeout and the write to the client fails.
 	if err == nil {
-		err = pc.readHead(x.Ctx, x.Req.Method, bw, &xs.head, pc.raw != nil && !streamed)
+		err = pc.readHead(x.Ctx, x.Req.Method, bw, xs, pc.raw != nil && !streamed)
 	}
 	if err != nil {
 		pc.close()
@@ -380,7 +380,8 @@ func (pc *pconn) flushThenWait(uintptr) bool {
 // ResponseHeaderTimeout counts from the end of the upload.
 // armed says the deadline was set just before. The deadline is left set:
 // the caller clears it if the body needs more reads.
-func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter, h *respHead, armed bool) error {
+func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter, xs *xstate, armed bool) error {
+	h := &xs.head
 	rht := pc.p.limits.ResponseHeaderTimeout
 	for {
 		for bw != nil && !bw.finished() {
@@ -404,9 +405,38 @@ func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter, h 
 			return err
 		}
 		if h.status >= 100 && h.status < 200 && h.status != http.StatusSwitchingProtocols {
+			if h.status == http.StatusEarlyHints {
+				xs.earlyHints(h.header)
+			}
 			continue
 		}
 		return nil
+	}
+}
+
+// earlyHints passes an upstream's 103 Early Hints on to the client, less
+// its hop-by-hop fields, at once (as Caddy does; nginx since 1.29 with
+// early_hints). Other 1xx answers stay here: 100 Continue is the proxy's
+// own business with the client, 102 is obsolete.
+func (xs *xstate) earlyHints(h http.Header) {
+	w := xs.client
+	if w == nil {
+		return
+	}
+	names := connectionNames(h)
+	dst := w.Header()
+	var added []string
+	for k, vv := range h {
+		if _, taken := dst[k]; !taken && !hopField(names, k) {
+			dst[k] = vv
+			added = append(added, k)
+		}
+	}
+	w.WriteHeader(http.StatusEarlyHints)
+	// A 1xx leaves the writer's map for the final answer: take the hints
+	// back out of it.
+	for _, k := range added {
+		delete(dst, k)
 	}
 }
 

@@ -43,6 +43,8 @@ type xstate struct {
 
 	rid reqIDHandler // x.Log's handler when a policy runs
 	lg  slog.Logger  // x.Log when a policy runs
+
+	client http.ResponseWriter // where the upstream's 103 Early Hints go; nil: dropped
 }
 
 type hookRec struct {
@@ -136,6 +138,9 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 	x.Conn = &ci.conn
 	x.Log = s.log
 	x.Req = &xs.req
+	if r.ProtoAtLeast(1, 1) {
+		xs.client = w // HTTP/1.0 clients get no 1xx answers (RFC 9110 §15.2)
+	}
 	req := x.Req
 	req.Method = r.Method
 	req.Scheme = "http"

@@ -221,9 +221,12 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 	if werr != nil && out == 0 && !errors.Is(werr, errClientGone) && !x.Res.Generated {
 		if hw, ok := w.(*h1writer); ok && hw.retract() {
 			// The upstream's body broke before any of the answer was sent
-			// (a malformed first chunk, a close): the client gets a 502
-			// (504 on a timeout) rather than a connection cut without an
-			// answer.
+			// (say, a malformed first chunk that came with the head): the
+			// client gets a 502 (504 on a timeout) rather than a connection
+			// cut without an answer. Passive health still counts it.
+			if xs.upErr == nil {
+				xs.upErr = werr
+			}
 			s.fail(xs, werr)
 			status = x.Res.StatusCode
 			out, werr = s.writeResponse(xs, w, r)

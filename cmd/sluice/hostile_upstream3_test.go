@@ -415,3 +415,46 @@ func TestHostileBodylessRequestID(t *testing.T) {
 		t.Fatalf("upstream saw %d requests, want 12", len(reqs))
 	}
 }
+
+// An upstream whose answers break before any byte was sent is answered
+// with a 502 and still ejected by passive health: after its first failure
+// every request goes to the healthy one.
+func TestBrokenBodyCountsForPassiveHealth(t *testing.T) {
+	t.Parallel()
+	bad := newScriptUpstream(t)
+	bad.answer("/", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+	good := newBackend(t, "good")
+	cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`
+log: {format: json}
+endpoints:
+  - url: http://:80
+    listen: 127.0.0.1:0
+    upstream: [http://%s, %s]
+    load_balancing:
+      policy: round_robin
+      passive: {max_fails: 1, fail_window: 1m, eject_duration: 1m}
+`, bad.ln.Addr(), good.port()))
+	p := start(t, "serve", "-c", cfg)
+	addr := p.addr("127.0.0.1:0")
+	var codes []int
+	for i := 0; i < 6; i++ {
+		res, err := newClient().Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		codes = append(codes, res.StatusCode)
+	}
+	bad502 := 0
+	for _, c := range codes {
+		if c == 502 {
+			bad502++
+		} else if c != 200 {
+			t.Fatalf("statuses %v: want only 200 and 502", codes)
+		}
+	}
+	if bad502 != 1 {
+		t.Fatalf("statuses %v: want one 502 (the broken upstream's first answer), then ejection", codes)
+	}
+}

@@ -62,6 +62,8 @@ func TestServeConfigErrors(t *testing.T) {
 		"unknown key": {"endpoints:\n  - url: http://:1\n    upstream: 1\n    upstreams: 2\n", `bad.yaml:4:5: unknown key "upstreams" in endpoints[0]`},
 		"wrong type":  {"limits:\n  max_body_bytes: [1]\nendpoints: [{url: 'http://:1', upstream: 1}]\n", "bad.yaml:2:19: limits.max_body_bytes: want a single value"},
 		"unset env":   {"endpoints: [{url: 'http://:1', upstream: '${SLUICE_E2E_UNSET}'}]\n", "environment variable SLUICE_E2E_UNSET is not set"},
+		"no policy file": {"endpoints:\n  - url: http://:1\n    upstream: 1\n    traffic_policy_file: missing.yaml\n",
+			"bad.yaml:2:5: endpoints[0].traffic_policy_file: policy: open"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, "bad.yaml")
@@ -97,5 +99,20 @@ func TestServeCheck(t *testing.T) {
 	code, out, _ = runSluice(t, "serve", "-c", path, "--check")
 	if code != 1 || !strings.Contains(out, "sluice.yaml:2:5: endpoints[0].tls: certs:") || !strings.Contains(out, "junk.crt") || !strings.Contains(out, "bad.yaml:2:") {
 		t.Errorf("bad config: exit %d, %q", code, out)
+	}
+	// What a start would refuse, --check refuses too, where the file says it.
+	for _, tc := range []struct{ src, want string }{
+		{"endpoints:\n  - url: http://:1\n    upstream: 1\n    traffic_policy_file: missing.yaml\n",
+			"sluice.yaml:2:5: endpoints[0].traffic_policy_file: policy: open"},
+		{"endpoints:\n  - url: http://:1\n    upstream: 1\n    load_balancing: {passive: {max_fails: -2}}\n",
+			"sluice.yaml:4:43: endpoints[0].load_balancing.passive.max_fails: want a whole number"},
+		{"endpoints:\n  - url: http://:1\n    upstream: 1\n    load_balancing: {health_check: {healthy: -1}}\n",
+			"sluice.yaml:4:46: endpoints[0].load_balancing.health_check.healthy: want a whole number"},
+	} {
+		os.WriteFile(path, []byte(tc.src), 0o644)
+		code, out, errOut := runSluice(t, "serve", "-c", path, "--check")
+		if code != 1 || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("--check of\n%s: exit %d, %q %q; want 1 and %q", tc.src, code, out, errOut, tc.want)
+		}
 	}
 }

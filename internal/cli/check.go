@@ -49,7 +49,10 @@ func checkConfig(cfg *config.Config, stdout io.Writer) int {
 			}
 		}
 		for _, err := range errs {
-			problems = append(problems, err.Error()) // already FILE:LINE:COL
+			if ferr, ok := policyFileError(cfg, i, err); ok {
+				err = ferr
+			}
+			problems = append(problems, err.Error()) // else already FILE:LINE:COL
 		}
 	}
 	if len(problems) > 0 {

@@ -24,7 +24,7 @@ func endpointConfig(cfg *config.Config, e *config.Endpoint, hooks exchange.Hooks
 		URLs:    append([]string(nil), e.Upstream...),
 		Balance: lb.Policy,
 		Passive: upstream.Passive{
-			MaxFails: lb.Passive.MaxFails,
+			MaxFails: int(lb.Passive.MaxFails),
 			Window:   lb.Passive.FailWindow.D(),
 			Eject:    lb.Passive.EjectDuration.D(),
 			Disabled: lb.Passive.Disabled,
@@ -33,7 +33,7 @@ func endpointConfig(cfg *config.Config, e *config.Endpoint, hooks exchange.Hooks
 	if hc := lb.HealthCheck; hc != nil {
 		up.HealthCheck = &upstream.HealthCheck{
 			Path: hc.Path, Interval: hc.Interval.D(), Timeout: hc.Timeout.D(),
-			Healthy: hc.Healthy, Unhealthy: hc.Unhealthy,
+			Healthy: int(hc.Healthy), Unhealthy: int(hc.Unhealthy),
 		}
 	}
 	pairs := make([]certs.Pair, 0, len(e.TLS))

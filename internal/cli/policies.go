@@ -2,8 +2,10 @@ package cli
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/policy"
@@ -26,6 +28,26 @@ func policyKey(e *config.Endpoint) (string, error) {
 		return fmt.Sprintf("inline:%x", sha256.Sum256(src)), nil
 	}
 	return "", nil
+}
+
+// policyError locates an error of endpoint i's policy for a start or a
+// reload: see policyFileError; other errors carry the policy's own
+// file:line:col.
+func policyError(cfg *config.Config, i int, err error) error {
+	if ferr, ok := policyFileError(cfg, i, err); ok {
+		return ferr
+	}
+	return fmt.Errorf("%s: %w", cfg.Endpoints[i].Path, err)
+}
+
+// policyFileError locates a policy file that cannot be read at the
+// endpoint that names it; ok is false for any other error.
+func policyFileError(cfg *config.Config, i int, err error) (error, bool) {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		return nil, false
+	}
+	return fmt.Errorf("%s.traffic_policy_file: %w", endpointPos(cfg, i), err), true
 }
 
 // loadPolicy builds a new handle for the endpoint's policy. File handles

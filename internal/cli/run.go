@@ -290,8 +290,7 @@ func (r *runner) apply(cfg *config.Config) error {
 		e := &cfg.Endpoints[i]
 		hooks, err := r.policyFor(cfg, e, next, &created)
 		if err != nil {
-			// Policy errors carry their own file:line:col.
-			return fail(fmt.Errorf("%s: %w", e.Path, err))
+			return fail(policyError(cfg, i, err))
 		}
 		eps = append(eps, endpointConfig(cfg, e, hooks))
 	}

@@ -107,14 +107,14 @@ type HealthCheck struct {
 	Path      string   `yaml:"path"`
 	Interval  Duration `yaml:"interval"`
 	Timeout   Duration `yaml:"timeout"`
-	Healthy   int      `yaml:"healthy"`   // passes before an upstream is back in
-	Unhealthy int      `yaml:"unhealthy"` // fails before it is taken out
+	Healthy   Count    `yaml:"healthy"`   // passes before an upstream is back in
+	Unhealthy Count    `yaml:"unhealthy"` // fails before it is taken out
 }
 
 // Passive health: an upstream that fails MaxFails times within FailWindow
 // is ejected for EjectDuration (nginx's max_fails/fail_timeout).
 type Passive struct {
-	MaxFails      int      `yaml:"max_fails"`
+	MaxFails      Count    `yaml:"max_fails"`
 	FailWindow    Duration `yaml:"fail_window"`
 	EjectDuration Duration `yaml:"eject_duration"`
 	Disabled      bool     `yaml:"disabled"`

@@ -83,17 +83,28 @@ func New(opts Options) *Server {
 	return s
 }
 
-// Apply validates and builds every endpoint, opens the listeners it needs
-// and then swaps the routing table in one step. On any error nothing
-// changed and the error names the endpoint. Listeners whose address stays
-// keep their connections; removed ones stop accepting and drain.
-func (s *Server) Apply(cfgs []EndpointConfig) error {
+// Check builds every endpoint and the routing table as Apply does and
+// returns the first problem, without opening a listener or changing what s
+// serves: what `sluice serve --check` runs. Clashes with the listeners of
+// other processes (a port in use) show only when Apply binds.
+func (s *Server) Check(cfgs []EndpointConfig) error {
+	t, err := s.build(cfgs)
+	if err != nil {
+		return err
+	}
+	t.close()
+	return nil
+}
+
+// build builds every endpoint and the routing table over them; on an error
+// nothing is left open.
+func (s *Server) build(cfgs []EndpointConfig) (*table, error) {
 	eps := make([]*endpoint, 0, len(cfgs))
-	fail := func(err error) error {
+	fail := func(err error) (*table, error) {
 		for _, e := range eps {
 			e.close()
 		}
-		return err
+		return nil, err
 	}
 	for i, c := range cfgs {
 		e, err := s.buildEndpoint(c)
@@ -105,6 +116,23 @@ func (s *Server) Apply(cfgs []EndpointConfig) error {
 	t, err := buildTable(eps)
 	if err != nil {
 		return fail(fmt.Errorf("proxy: %w", err))
+	}
+	return t, nil
+}
+
+// Apply validates and builds every endpoint, opens the listeners it needs
+// and then swaps the routing table in one step. On any error nothing
+// changed and the error names the endpoint. Listeners whose address stays
+// keep their connections; removed ones stop accepting and drain.
+func (s *Server) Apply(cfgs []EndpointConfig) error {
+	t, err := s.build(cfgs)
+	if err != nil {
+		return err
+	}
+	eps := t.endpoints
+	fail := func(err error) error {
+		t.close()
+		return err
 	}
 
 	s.mu.Lock()

@@ -108,6 +108,10 @@ func TestServeCheck(t *testing.T) {
 			"sluice.yaml:4:43: endpoints[0].load_balancing.passive.max_fails: want a whole number"},
 		{"endpoints:\n  - url: http://:1\n    upstream: 1\n    load_balancing: {health_check: {healthy: -1}}\n",
 			"sluice.yaml:4:46: endpoints[0].load_balancing.health_check.healthy: want a whole number"},
+		{"endpoints:\n  - url: http://a.test:1\n    upstream: 1\n  - url: http://a.test:1\n    upstream: 2\n",
+			"sluice.yaml:4:5: endpoints[1]: proxy: endpoint http://a.test:1 (listen :1): duplicate host a.test"},
+		{"endpoints:\n  - url: tcp://:1\n    upstream: 127.0.0.1:2\n  - url: http://:1\n    upstream: 2\n",
+			"sluice.yaml:4:5: endpoints[1]: proxy: endpoint http://:1 (listen :1): a tcp endpoint cannot share its port"},
 	} {
 		os.WriteFile(path, []byte(tc.src), 0o644)
 		code, out, errOut := runSluice(t, "serve", "-c", path, "--check")

@@ -7,13 +7,14 @@ import (
 
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/policy"
+	"github.com/sluicehq/sluice/proxy"
 	"github.com/sluicehq/sluice/proxy/certs"
 	"github.com/sluicehq/sluice/proxy/upstream"
 )
 
 // checkConfig is `sluice serve --check` (nginx -t): everything a start
 // would load — the file, every policy, every certificate, every upstream
-// address — without binding a port. It prints each problem, or "FILE: ok",
+// address, the endpoints together — without binding a port. It prints each problem, or "FILE: ok",
 // and returns the exit code.
 func checkConfig(cfg *config.Config, stdout io.Writer) int {
 	quiet := slog.New(slog.DiscardHandler)
@@ -53,6 +54,18 @@ func checkConfig(cfg *config.Config, stdout io.Writer) int {
 				err = ferr
 			}
 			problems = append(problems, err.Error()) // else already FILE:LINE:COL
+		}
+	}
+	if len(problems) == 0 {
+		// The endpoints together, as a start builds them: clashing hosts
+		// or ports, a tcp endpoint sharing its port, bad limits.
+		eps := make([]proxy.EndpointConfig, 0, len(cfg.Endpoints))
+		for i := range cfg.Endpoints {
+			eps = append(eps, endpointConfig(cfg, &cfg.Endpoints[i], nil))
+		}
+		srv := proxy.New(proxy.Options{Log: quiet, TrustedProxies: cfg.Trusted, Limits: proxyLimits(cfg.Limits)})
+		if err := srv.Check(eps); err != nil {
+			problems = append(problems, locateApplyError(cfg, err).Error())
 		}
 	}
 	if len(problems) > 0 {

@@ -64,6 +64,8 @@ func TestServeConfigErrors(t *testing.T) {
 		"unset env":   {"endpoints: [{url: 'http://:1', upstream: '${SLUICE_E2E_UNSET}'}]\n", "environment variable SLUICE_E2E_UNSET is not set"},
 		"no policy file": {"endpoints:\n  - url: http://:1\n    upstream: 1\n    traffic_policy_file: missing.yaml\n",
 			"bad.yaml:2:5: endpoints[0].traffic_policy_file: policy: open"},
+		"access log dir": {"log: {access_log: /nonexistent/dir/a.log}\nendpoints: [{url: 'http://:1', upstream: 1}]\n",
+			"bad.yaml: log.access_log: open /nonexistent/dir/a.log"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, "bad.yaml")
@@ -104,6 +106,8 @@ func TestServeCheck(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"endpoints:\n  - url: http://:1\n    upstream: 1\n    traffic_policy_file: missing.yaml\n",
 			"sluice.yaml:2:5: endpoints[0].traffic_policy_file: policy: open"},
+		{"log: {access_log: /nonexistent/dir/a.log}\nendpoints: [{url: 'http://:1', upstream: 1}]\n",
+			"sluice.yaml: log.access_log: open /nonexistent/dir/a.log"},
 		{"endpoints:\n  - url: http://:1\n    upstream: 1\n    load_balancing: {passive: {max_fails: -2}}\n",
 			"sluice.yaml:4:43: endpoints[0].load_balancing.passive.max_fails: want a whole number"},
 		{"endpoints:\n  - url: http://:1\n    upstream: 1\n    load_balancing: {health_check: {healthy: -1}}\n",

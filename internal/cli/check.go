@@ -19,6 +19,11 @@ import (
 func checkConfig(cfg *config.Config, stdout io.Writer) int {
 	quiet := slog.New(slog.DiscardHandler)
 	var problems []string
+	if _, closeAccess, err := openAccessLog(cfg.Log.AccessLog, io.Discard, io.Discard); err != nil {
+		problems = append(problems, inFile(cfg, err).Error())
+	} else {
+		closeAccess() // like nginx -t, this creates the file if it can
+	}
 	for i := range cfg.Endpoints {
 		e := &cfg.Endpoints[i]
 		for _, u := range e.Upstream {
@@ -76,4 +81,13 @@ func checkConfig(cfg *config.Config, stdout io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", cfg.File)
 	return exitOK
+}
+
+// inFile prefixes err with the config file's name, for problems with a
+// top-level setting that has no position of its own.
+func inFile(cfg *config.Config, err error) error {
+	if cfg.File == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", cfg.File, err)
 }

@@ -38,7 +38,7 @@ func openAccessLog(target string, stdout, stderr io.Writer) (*slog.Logger, func(
 	default:
 		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
-			return nil, nil, fmt.Errorf("access log: %w", err)
+			return nil, nil, fmt.Errorf("log.access_log: %w", err)
 		}
 		w, closeFn = f, f.Close
 	}

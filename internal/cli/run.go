@@ -70,7 +70,7 @@ func run(cfg *config.Config, o runOptions, stdout, stderr io.Writer) int {
 	r.access = cfg.Log.AccessLog
 	accessLog, closeAccess, err := openAccessLog(cfg.Log.AccessLog, stdout, stderr)
 	if err != nil {
-		log.Error("cannot start", "err", err)
+		log.Error("cannot start", "err", inFile(cfg, err))
 		return exitFail
 	}
 	defer closeAccess()

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -387,6 +388,38 @@ func (h *hostRouter) insert(e *endpoint) error {
 }
 
 func (h *hostRouter) empty() bool { return len(h.order) == 0 }
+
+// has returns the endpoint configured for exactly the host e answers for
+// (the same name, wildcard or catch-all), if any.
+func (h *hostRouter) has(e *endpoint) *endpoint {
+	switch {
+	case e.host == "":
+		return h.any
+	case strings.HasPrefix(e.host, "*."):
+		for _, w := range h.wild {
+			if w.host == e.host {
+				return w
+			}
+		}
+		return nil
+	}
+	return h.exact[e.host]
+}
+
+// specificity ranks how closely e's host matches a name it matched: an
+// exact name over any wildcard, a longer wildcard over a shorter one, any
+// wildcard over the catch-all. Zero for no endpoint.
+func specificity(e *endpoint) int {
+	switch {
+	case e == nil:
+		return 0
+	case e.host == "":
+		return 1
+	case strings.HasPrefix(e.host, "*."):
+		return 1 + len(e.host)
+	}
+	return math.MaxInt
+}
 
 // match finds the endpoint for a host (already lower-cased, port stripped).
 func (h *hostRouter) match(host string) *endpoint {

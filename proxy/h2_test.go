@@ -388,3 +388,64 @@ func TestH2CUpgradeRequest(t *testing.T) {
 		t.Fatalf("status %q body %q", status, body)
 	}
 }
+
+// On a port with both passthrough and terminating endpoints the most
+// specific name wins whichever kind it is: a catch-all or wildcard
+// passthrough does not swallow an exact https endpoint, nor the reverse;
+// the same name in both is refused.
+func TestSNIMostSpecificAcrossKinds(t *testing.T) {
+	pa, poolA := selfSigned(t, "app.test")
+	pb, poolB := selfSigned(t, "other.test", "x.wild.test")
+	tb := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "passthrough backend")
+	}))
+	tb.TLS = &tls.Config{Certificates: []tls.Certificate{tlsCert(t, pb)}}
+	tb.StartTLS()
+	t.Cleanup(tb.Close)
+	pw, poolW := selfSigned(t, "*.wild.test", "app.wild.test")
+	s := start(t, Options{},
+		EndpointConfig{URL: "tls://:443", Upstream: up("tcp://" + tb.Listener.Addr().String())},
+		EndpointConfig{URL: "https://app.test:443", TLS: []certs.Pair{pa}, Upstream: up(named(t, "terminated app"))},
+		EndpointConfig{URL: "tls://x.wild.test:443", Upstream: up("tcp://" + tb.Listener.Addr().String())},
+		EndpointConfig{URL: "https://*.wild.test:443", TLS: []certs.Pair{pw}, Upstream: up(named(t, "terminated wild"))},
+	)
+	a := addr(t, s, "127.0.0.1:0")
+	for _, tc := range []struct {
+		name string
+		pool *x509.CertPool
+		want string
+	}{
+		{"app.test", poolA, "terminated app"},         // exact https over catch-all passthrough
+		{"other.test", poolB, "passthrough backend"},  // only the catch-all matches
+		{"app.wild.test", poolW, "terminated wild"},   // https wildcard over catch-all passthrough
+		{"x.wild.test", poolB, "passthrough backend"}, // exact passthrough over https wildcard
+	} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tc.pool, ServerName: tc.name}}
+		res, err := (&http.Client{Transport: tr}).Get("https://" + a + "/")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		tr.CloseIdleConnections()
+		if string(b) != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, b, tc.want)
+		}
+	}
+
+	for _, pair := range [][2]string{{"tls://dup.test:443", "https://dup.test:443"}, {"https://:443", "tls://:443"}} {
+		s2 := New(Options{Log: quiet})
+		var cfgs []EndpointConfig
+		for _, u := range pair {
+			c := EndpointConfig{URL: u, Listen: "127.0.0.1:0", Upstream: up("tcp://" + tb.Listener.Addr().String())}
+			if strings.HasPrefix(u, "https") {
+				c.TLS, c.Upstream = []certs.Pair{pa}, up(named(t, "x"))
+			}
+			cfgs = append(cfgs, c)
+		}
+		if err := s2.Apply(cfgs); err == nil || !strings.Contains(err.Error(), "duplicate host") {
+			t.Errorf("%v on one port: %v, want a duplicate host error", pair, err)
+		}
+		s2.Shutdown(context.Background())
+	}
+}

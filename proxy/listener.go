@@ -215,11 +215,11 @@ func (l *listener) handle(c net.Conn) {
 		}
 		sni := normHost(hello.ServerName)
 		ci.conn.SNI = hello.ServerName
-		if e := r.passthrough.match(sni); e != nil {
+		e := r.matchTLS(sni)
+		if e != nil && e.kind == kindTLS {
 			l.pipe(ci, replay, e)
 			return
 		}
-		e := r.tls.match(sni)
 		if e == nil {
 			s.log.Debug("tls: no endpoint for server name", "sni", hello.ServerName, "client", ci.conn.PeerAddr)
 			replay.Close()

@@ -26,8 +26,14 @@ func (r *routes) add(e *endpoint) error {
 	case kindHTTP:
 		return r.plain.add(e)
 	case kindHTTPS:
+		if o := r.passthrough.has(e); o != nil {
+			return fmt.Errorf("duplicate host %s (also %s, passed through)", hostName(e), o.ep.URL)
+		}
 		return r.tls.add(e)
 	case kindTLS:
+		if o := r.tls.has(e); o != nil {
+			return fmt.Errorf("duplicate host %s (also %s, terminated)", hostName(e), o.ep.URL)
+		}
 		return r.passthrough.add(e)
 	case kindTCP:
 		if r.tcp != nil {
@@ -37,6 +43,25 @@ func (r *routes) add(e *endpoint) error {
 		r.tcp = e
 	}
 	return nil
+}
+
+// matchTLS picks the endpoint for a ClientHello's server name among the
+// port's passthrough and terminating endpoints alike: the most specific
+// match wins (see specificity), whichever kind it is.
+func (r *routes) matchTLS(sni string) *endpoint {
+	p, t := r.passthrough.match(sni), r.tls.match(sni)
+	if specificity(p) > specificity(t) {
+		return p
+	}
+	return t
+}
+
+// hostName is how errors name an endpoint's host.
+func hostName(e *endpoint) string {
+	if e.host == "" {
+		return "(any)"
+	}
+	return e.host
 }
 
 func (r *routes) hasTLS() bool   { return !r.tls.empty() || !r.passthrough.empty() }

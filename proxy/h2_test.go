@@ -123,16 +123,8 @@ func TestSNIRoutingAndPassthrough(t *testing.T) {
 		pool *x509.CertPool
 		want string
 	}{{"a.test", poolA, "terminated"}, {"pass.test", poolB, "passthrough backend"}} {
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tc.pool, ServerName: tc.name}}
-		res, err := (&http.Client{Transport: tr}).Get("https://" + a + "/")
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		tr.CloseIdleConnections()
-		if string(b) != tc.want {
-			t.Errorf("%s: got %q want %q", tc.name, b, tc.want)
+		if b := getSNI(t, a, tc.name, tc.pool); b != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, b, tc.want)
 		}
 	}
 	// Plaintext on the same port goes to the http endpoint.
@@ -420,15 +412,7 @@ func TestSNIMostSpecificAcrossKinds(t *testing.T) {
 		{"app.wild.test", poolW, "terminated wild"},   // https wildcard over catch-all passthrough
 		{"x.wild.test", poolB, "passthrough backend"}, // exact passthrough over https wildcard
 	} {
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tc.pool, ServerName: tc.name}}
-		res, err := (&http.Client{Transport: tr}).Get("https://" + a + "/")
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		tr.CloseIdleConnections()
-		if string(b) != tc.want {
+		if b := getSNI(t, a, tc.name, tc.pool); b != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, b, tc.want)
 		}
 	}
@@ -448,4 +432,19 @@ func TestSNIMostSpecificAcrossKinds(t *testing.T) {
 		}
 		s2.Shutdown(context.Background())
 	}
+}
+
+// getSNI GETs / from addr over TLS with server name name, trusting pool,
+// and returns the body.
+func getSNI(t *testing.T, addr, name string, pool *x509.CertPool) string {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: name}}
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr}).Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
 }

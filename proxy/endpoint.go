@@ -358,17 +358,17 @@ func (h *hostRouter) add(e *endpoint) error {
 }
 
 func (h *hostRouter) insert(e *endpoint) error {
+	if o := h.has(e); o != nil {
+		if e.host == "" {
+			return fmt.Errorf("duplicate catch-all endpoint (also %s)", o.ep.URL)
+		}
+		return fmt.Errorf("duplicate host %s (also %s)", e.host, o.ep.URL)
+	}
 	switch {
 	case e.host == "":
-		if h.any != nil {
-			return fmt.Errorf("duplicate catch-all endpoint (also %s)", h.any.ep.URL)
-		}
 		h.any = e
 	case strings.HasPrefix(e.host, "*."):
 		for i, w := range h.wild {
-			if w.host == e.host {
-				return fmt.Errorf("duplicate host %s (also %s)", e.host, w.ep.URL)
-			}
 			if len(e.host) > len(w.host) {
 				h.wild = append(h.wild[:i], append([]*endpoint{e}, h.wild[i:]...)...)
 				return nil
@@ -378,9 +378,6 @@ func (h *hostRouter) insert(e *endpoint) error {
 	default:
 		if h.exact == nil {
 			h.exact = map[string]*endpoint{}
-		}
-		if o := h.exact[e.host]; o != nil {
-			return fmt.Errorf("duplicate host %s (also %s)", e.host, o.ep.URL)
 		}
 		h.exact[e.host] = e
 	}

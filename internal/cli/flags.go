@@ -3,7 +3,6 @@ package cli
 import (
 	"flag"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -96,11 +95,11 @@ func (f countFlag) String() string {
 }
 
 func (f countFlag) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return fmt.Errorf("want a whole number, 0 or more")
+	n, err := config.ParseCount(s)
+	if err != nil {
+		return err
 	}
-	*f.c = config.Count(n)
+	*f.c = n
 	return nil
 }
 

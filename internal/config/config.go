@@ -349,26 +349,17 @@ func (c *Config) resolvePaths(dir string) {
 	}
 }
 
+// pick is b when it is set (non-zero), else a.
+func pick[T comparable](a, b T) T {
+	var zero T
+	if b != zero {
+		return b
+	}
+	return a
+}
+
 // Merge returns l with the non-zero fields of o on top.
 func (l Limits) Merge(o Limits) Limits {
-	pick := func(a, b Duration) Duration {
-		if b != 0 {
-			return b
-		}
-		return a
-	}
-	pickB := func(a, b ByteSize) ByteSize {
-		if b != 0 {
-			return b
-		}
-		return a
-	}
-	pickC := func(a, b Count) Count {
-		if b != 0 {
-			return b
-		}
-		return a
-	}
 	return Limits{
 		ReadHeaderTimeout:     pick(l.ReadHeaderTimeout, o.ReadHeaderTimeout),
 		IdleTimeout:           pick(l.IdleTimeout, o.IdleTimeout),
@@ -376,10 +367,10 @@ func (l Limits) Merge(o Limits) Limits {
 		DialTimeout:           pick(l.DialTimeout, o.DialTimeout),
 		ResponseHeaderTimeout: pick(l.ResponseHeaderTimeout, o.ResponseHeaderTimeout),
 		ShutdownTimeout:       pick(l.ShutdownTimeout, o.ShutdownTimeout),
-		MaxHeaderBytes:        pickB(l.MaxHeaderBytes, o.MaxHeaderBytes),
-		MaxBodyBytes:          pickB(l.MaxBodyBytes, o.MaxBodyBytes),
+		MaxHeaderBytes:        pick(l.MaxHeaderBytes, o.MaxHeaderBytes),
+		MaxBodyBytes:          pick(l.MaxBodyBytes, o.MaxBodyBytes),
 		UpstreamIdleTimeout:   pick(l.UpstreamIdleTimeout, o.UpstreamIdleTimeout),
-		UpstreamIdleConns:     pickC(l.UpstreamIdleConns, o.UpstreamIdleConns),
+		UpstreamIdleConns:     pick(l.UpstreamIdleConns, o.UpstreamIdleConns),
 	}
 }
 

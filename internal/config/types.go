@@ -44,12 +44,21 @@ func (v *Count) decodeNode(d *decoder, n *yaml.Node, path string) {
 	if !ok {
 		return
 	}
-	c, err := strconv.Atoi(s)
-	if err != nil || c < 0 {
-		d.errorf(n, "%s: want a whole number, 0 or more, got %q", path, s)
+	c, err := ParseCount(s)
+	if err != nil {
+		d.errorf(n, "%s: %v", path, err)
 		return
 	}
-	*v = Count(c)
+	*v = c
+}
+
+// ParseCount parses a whole number, 0 or more.
+func ParseCount(s string) (Count, error) {
+	c, err := strconv.Atoi(s)
+	if err != nil || c < 0 {
+		return 0, fmt.Errorf("want a whole number, 0 or more, got %q", s)
+	}
+	return Count(c), nil
 }
 
 // ByteSize is a size in bytes: a plain integer or a number with a unit,

@@ -334,3 +334,56 @@ func trickle(c net.Conn, msg string, every time.Duration, stop <-chan struct{}) 
 		}
 	}
 }
+
+// socketQueued sums the send and receive queues of every established
+// loopback TCP socket with one end on one of the addrs' ports: the bytes
+// the kernel holds between the processes of a streaming test. What a test
+// sees in flight less this is what the processes themselves hold. The
+// kernel's share alone can be tens of MiB (receive buffers autotune up to
+// net.ipv4.tcp_rmem's maximum, 32 MiB on our machines), so a bound on
+// user-space buffering must not include it.
+func socketQueued(t *testing.T, addrs ...string) int64 {
+	t.Helper()
+	ports := map[uint64]bool{}
+	for _, a := range addrs {
+		_, p, err := net.SplitHostPort(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[n] = true
+	}
+	var sum int64
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// sl local_address rem_address st tx_queue:rx_queue ...
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) < 5 || fs[3] != "01" { // ESTABLISHED
+				continue
+			}
+			port := func(hostPort string) uint64 {
+				i := strings.LastIndexByte(hostPort, ':')
+				n, _ := strconv.ParseUint(hostPort[i+1:], 16, 16)
+				return n
+			}
+			if !ports[port(fs[1])] && !ports[port(fs[2])] {
+				continue
+			}
+			tx, rx, ok := strings.Cut(fs[4], ":")
+			if !ok {
+				continue
+			}
+			txn, _ := strconv.ParseInt(tx, 16, 64)
+			rxn, _ := strconv.ParseInt(rx, 16, 64)
+			sum += txn + rxn
+		}
+	}
+	return sum
+}

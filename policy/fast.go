@@ -13,7 +13,6 @@ package policy
 // (fast_test.go checks both agree).
 
 import (
-	"net/http"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -111,9 +110,15 @@ var nativeStrIdx = func() []func(e *evaluation) string {
 }()
 
 // headerVars are the header maps the native evaluator looks into directly.
-var headerVars = map[string]func(e *evaluation) http.Header{
-	"req.headers": func(e *evaluation) http.Header { return e.req().Header },
-	"res.headers": func(e *evaluation) http.Header { return e.res().Header },
+var headerVars = map[string]func(e *evaluation) headerView{
+	"req.headers": reqHeaders,
+	"res.headers": func(e *evaluation) headerView { return headerView{h: e.res().Header} },
+}
+
+// reqHeaders is req.headers: the request's header map and its Host.
+func reqHeaders(e *evaluation) headerView {
+	r := e.req()
+	return headerView{h: r.Header, host: r.Host}
 }
 
 // str returns native string variable i, computed once per generation like
@@ -211,7 +216,7 @@ func constString(x celast.Expr) (string, bool) {
 
 // headerArg returns the header map getter when x is req.headers or
 // res.headers.
-func headerArg(a *celast.AST, x celast.Expr) func(e *evaluation) http.Header {
+func headerArg(a *celast.AST, x celast.Expr) func(e *evaluation) headerView {
 	return headerVars[varRef(a, x)]
 }
 
@@ -305,7 +310,7 @@ func fastCall(a *celast.AST, x celast.Expr, depth int) fastFn {
 				return nil
 			}
 			return func(e *evaluation) (fv, bool) {
-				_, found := headerValues(h(e), key)
+				_, found := h(e).values(key)
 				return fv{k: fBool, b: found}, true
 			}
 		}
@@ -323,7 +328,7 @@ func fastCall(a *celast.AST, x celast.Expr, depth int) fastFn {
 			return nil
 		}
 		return func(e *evaluation) (fv, bool) {
-			vals, _ := headerValues(h(e), key)
+			vals, _ := h(e).values(key)
 			return fv{k: fList, l: vals}, true
 		}
 	case operators.Index:
@@ -336,7 +341,7 @@ func fastCall(a *celast.AST, x celast.Expr, depth int) fastFn {
 				return nil
 			}
 			return func(e *evaluation) (fv, bool) {
-				vals, found := headerValues(h(e), key)
+				vals, found := h(e).values(key)
 				return fv{k: fList, l: vals}, found // missing: CEL's error
 			}
 		}

@@ -54,6 +54,8 @@ func TestFastAgreesWithCEL(t *testing.T) {
 		{OnHTTPRequest, "'X-Nope' in req.headers", true},
 		{OnHTTPRequest, "hasReqHeader('x-api-key') && getReqHeader('X-Api-Key')[0] == 'secret'", true},
 		{OnHTTPRequest, "size(getReqHeader('x-missing')) == 0", true},
+		{OnHTTPRequest, "hasReqHeader('host') ? getReqHeader('host')[0] == 'app.example.com:8443' : false", false},
+		{OnHTTPRequest, "'Host' in req.headers && req.headers['host'][0] == 'app.example.com:8443'", true},
 		{OnHTTPRequest, "getReqHeader('x-missing')[0] == 'a'", true},
 		{OnHTTPRequest, "getReqHeader('content-encoding').size() == 1", true},
 		{OnHTTPResponse, "hasResHeader('content-type') && getResHeader('content-type')[0].startsWith('text/')", true},

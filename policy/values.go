@@ -24,13 +24,41 @@ import (
 // http.Header (no copy); iteration, size and equality use a lower-cased
 // copy built on first use, since ngrok exposes lower-case names.
 type headerMap struct {
-	h     http.Header
+	headerView
 	lower traits.Mapper
 }
 
-func newHeaderMap(h http.Header) *headerMap { return &headerMap{h: h} }
+func newHeaderMap(v headerView) *headerMap { return &headerMap{headerView: v} }
 
-func (m *headerMap) values(key string) ([]string, bool) { return headerValues(m.h, key) }
+// headerView is a header map as policies see it. For requests, host is
+// the request's Host: HTTP/1.1 parsers (Go's among them) and HTTP/2's
+// :authority keep it out of the header map, but in ngrok's model it is a
+// header like any other, so req.headers['host'], hasReqHeader('host') and
+// getReqHeader('host') see it (ngrok's "rate limit by host" example keys on
+// it).
+type headerView struct {
+	h    http.Header
+	host string // "" for responses and trailers
+}
+
+func (v headerView) values(key string) ([]string, bool) {
+	if v.host != "" && len(key) == 4 && strings.EqualFold(key, "host") {
+		if vv, ok := v.h["Host"]; ok {
+			return vv, true
+		}
+		return []string{v.host}, true
+	}
+	return headerValues(v.h, key)
+}
+
+// hostAdded says whether the view shows a host field the map lacks.
+func (v headerView) hostAdded() bool {
+	if v.host == "" {
+		return false
+	}
+	_, ok := v.h["Host"]
+	return !ok
+}
 
 // headerValues looks a field name up case-insensitively.
 func headerValues(h http.Header, key string) ([]string, bool) {
@@ -72,10 +100,13 @@ func headerValues(h http.Header, key string) ([]string, bool) {
 
 func (m *headerMap) base() traits.Mapper {
 	if m.lower == nil {
-		low := make(map[string][]string, len(m.h))
+		low := make(map[string][]string, len(m.h)+1)
 		for k, v := range m.h {
 			lk := strings.ToLower(k)
 			low[lk] = append(low[lk], v...)
+		}
+		if m.hostAdded() {
+			low["host"] = []string{m.host}
 		}
 		m.lower = adapter.NativeToValue(low).(traits.Mapper)
 	}
@@ -116,7 +147,13 @@ func (m *headerMap) Equal(o ref.Val) ref.Val                     { return m.base
 func (m *headerMap) Type() ref.Type                              { return types.MapType }
 func (m *headerMap) Value() any                                  { return m.base().Value() }
 func (m *headerMap) Iterator() traits.Iterator                   { return m.base().Iterator() }
-func (m *headerMap) Size() ref.Val                               { return types.Int(len(m.h)) }
+func (m *headerMap) Size() ref.Val {
+	n := len(m.h)
+	if m.hostAdded() {
+		n++
+	}
+	return types.Int(n)
+}
 
 var _ traits.Mapper = (*headerMap)(nil)
 

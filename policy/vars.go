@@ -211,8 +211,8 @@ var baseVariables = []variable{
 		q, _ := url.ParseQuery(e.req().RawQuery)
 		return adapter.NativeToValue(map[string][]string(q))
 	}},
-	{"req.headers", tHeaders, inHTTP, "headers, matched case-insensitively", func(e *evaluation) ref.Val { return newHeaderMap(e.req().Header) }},
-	{"req.trailers", tHeaders, inHTTP, "trailers (after the body)", func(e *evaluation) ref.Val { return newHeaderMap(e.req().Trailer) }},
+	{"req.headers", tHeaders, inHTTP, "headers, matched case-insensitively", func(e *evaluation) ref.Val { return newHeaderMap(reqHeaders(e)) }},
+	{"req.trailers", tHeaders, inHTTP, "trailers (after the body)", func(e *evaluation) ref.Val { return newHeaderMap(headerView{h: e.req().Trailer}) }},
 	{"req.cookies", tCookies, inHTTP, "cookies: name → [{name, value}]", func(e *evaluation) ref.Val { return reqCookies(e.req().Header) }},
 	{"req.content_type", tStr, inHTTP, "media type of Content-Type", nil},
 	{"req.content_type.raw", tStr, inHTTP, "Content-Type header", func(e *evaluation) ref.Val { return str(e.req().Header.Get("Content-Type")) }},
@@ -238,8 +238,8 @@ var baseVariables = []variable{
 
 	// res.*
 	{"res.status_code", tInt, inResponse, "status code", func(e *evaluation) ref.Val { return types.Int(e.res().StatusCode) }},
-	{"res.headers", tHeaders, inResponse, "headers, matched case-insensitively", func(e *evaluation) ref.Val { return newHeaderMap(e.res().Header) }},
-	{"res.trailers", tHeaders, inResponse, "trailers", func(e *evaluation) ref.Val { return newHeaderMap(e.res().Trailer) }},
+	{"res.headers", tHeaders, inResponse, "headers, matched case-insensitively", func(e *evaluation) ref.Val { return newHeaderMap(headerView{h: e.res().Header}) }},
+	{"res.trailers", tHeaders, inResponse, "trailers", func(e *evaluation) ref.Val { return newHeaderMap(headerView{h: e.res().Trailer}) }},
 	{"res.cookies", tCookies, inResponse, "Set-Cookie: name → [cookie], longest path first", func(e *evaluation) ref.Val { return resCookies(e.res().Header) }},
 	{"res.content_type", tStr, inResponse, "media type of Content-Type", nil},
 	{"res.content_type.raw", tStr, inResponse, "Content-Type header", func(e *evaluation) ref.Val { return str(e.res().Header.Get("Content-Type")) }},

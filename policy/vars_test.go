@@ -91,7 +91,7 @@ func TestVariables(t *testing.T) {
 		{OnHTTPRequest, "!('x-missing' in req.headers)"},
 		{OnHTTPRequest, "has(req.headers.location)"},
 		{OnHTTPRequest, "req.headers.exists(k, k == 'x-api-key')"}, // iteration sees lower-case names
-		{OnHTTPRequest, "size(req.headers) == 6"},
+		{OnHTTPRequest, "size(req.headers) == 7"},
 		{OnHTTPRequest, "req.trailers['x-checksum'] == ['abc']"},
 		{OnHTTPRequest, "req.cookies['session'][0].value == 'abc' && req.cookies['session'][1].value == 'def'"},
 		{OnHTTPRequest, "req.cookies['theme'][0].name == 'theme'"},
@@ -128,6 +128,10 @@ func TestVariables(t *testing.T) {
 		{OnHTTPRequest, "getReqHeader('x-api-key') == ['secret']"},
 		{OnHTTPRequest, "getReqHeader('X-Nope') == []"},
 		{OnHTTPRequest, "hasReqHeader('X-Api-Key') && !hasReqHeader('X-Nope')"},
+		// Host is a header in ngrok's model, though Go keeps it out of the map.
+		{OnHTTPRequest, "hasReqHeader('host') && getReqHeader('Host') == ['app.example.com:8443'] && req.headers['HOST'][0] == req.host"},
+		{OnHTTPRequest, "'host' in req.headers && req.headers.exists(k, k == 'host') && size(req.headers) == 7"},
+		{OnHTTPResponse, "!hasResHeader('host') && !('host' in res.headers)"},
 		{OnHTTPRequest, "getQueryParam('q') == ['1', '2'] && size(getQueryParam('z')) == 0"},
 		{OnHTTPRequest, "hasQueryParam('x') && !hasQueryParam('z')"},
 		{OnHTTPRequest, "getReqCookie('session').value == 'abc' && hasReqCookie('theme') && !hasReqCookie('x')"},

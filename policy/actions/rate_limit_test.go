@@ -188,3 +188,34 @@ on_http_request:
 		}
 	}
 }
+
+// ngrok's "rate limit by host header" example keys on getReqHeader('host'):
+// each Host gets its own bucket, though Go keeps Host out of the header map.
+func TestRateLimitByHostHeader(t *testing.T) {
+	a := mustBuild(t, "rate-limit", policy.OnHTTPRequest, `
+name: Only allow 2 requests per minute
+algorithm: sliding_window
+capacity: 2
+rate: 60s
+bucket_key:
+  - "hasReqHeader('host') ? getReqHeader('host')[0] : 'unknown'"
+`)
+	limited := func(host string) bool {
+		s := newState(t, policy.OnHTTPRequest, "GET", "http://"+host+"/", "192.0.2.1:1")
+		if err := a.Run(s); err != nil {
+			t.Fatal(err)
+		}
+		return s.X.Res != nil
+	}
+	for i := 0; i < 2; i++ {
+		if limited("a.example") {
+			t.Fatalf("request %d to a.example limited", i)
+		}
+	}
+	if !limited("a.example") {
+		t.Fatal("third request to a.example not limited")
+	}
+	if limited("b.example") {
+		t.Fatal("b.example shares a.example's bucket: the host is not in req.headers")
+	}
+}

@@ -79,7 +79,15 @@ func parseUserAgent(ua string) userAgent {
 	}
 	u.Desktop = !u.Mobile && !u.Tablet && !u.Bot && u.OS != ""
 
-	// Browser (or, for tools and bots, the first product token).
+	// A crawler is named by its own token, even when it also carries a
+	// browser's (Googlebot's smartphone agent has Chrome/ in it).
+	if u.Bot {
+		if n, v, ok := botName(ua); ok {
+			u.Name, u.Version = n, v
+			return u
+		}
+	}
+	// Browser (or, for tools, the first product token).
 	for _, b := range browsers {
 		if i := strings.Index(ua, b.token); i >= 0 {
 			if b.token == "Version/" && !strings.Contains(ua, "Safari") {
@@ -93,17 +101,36 @@ func parseUserAgent(ua string) userAgent {
 	first := token(ua)
 	name, ver, _ := strings.Cut(first, "/")
 	u.Name, u.Version = name, ver
-	if u.Bot {
-		// "Mozilla/5.0 (compatible; Googlebot/2.1; ...)": name the bot.
-		for _, part := range strings.FieldsFunc(ua, func(r rune) bool { return r == ';' || r == '(' || r == ')' || r == ' ' }) {
-			if strings.Contains(strings.ToLower(part), "bot") {
-				n, v, _ := strings.Cut(part, "/")
-				u.Name, u.Version = n, v
-				break
-			}
+	return u
+}
+
+// botName finds a crawler's product token: the first one with "bot" in
+// its name ("compatible; Googlebot/2.1"), else the one the "compatible"
+// section names ("compatible; ChatGPT-User/1.0; +https://openai.com/bot").
+// The crawler's info URL, which often holds "bot" too, is never a name.
+func botName(ua string) (name, version string, ok bool) {
+	parts := strings.FieldsFunc(ua, func(r rune) bool { return r == ';' || r == '(' || r == ')' || r == ' ' })
+	var compat string
+	for i, part := range parts {
+		if strings.HasPrefix(part, "+") || strings.Contains(part, "://") {
+			continue
+		}
+		n, v, _ := strings.Cut(part, "/")
+		if n == "" {
+			continue
+		}
+		if strings.Contains(strings.ToLower(n), "bot") {
+			return n, v, true
+		}
+		if compat == "" && i > 0 && strings.EqualFold(parts[i-1], "compatible") && strings.Contains(part, "/") {
+			compat = part
 		}
 	}
-	return u
+	if compat != "" {
+		n, v, _ := strings.Cut(compat, "/")
+		return n, v, true
+	}
+	return "", "", false
 }
 
 // token returns s up to the first space, ';' or ')'.

@@ -255,6 +255,14 @@ func TestUserAgents(t *testing.T) {
 		{"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 			userAgent{Name: "Googlebot", Version: "2.1", URL: "http://www.google.com/bot.html", Bot: true}},
 		{"curl/8.4.0", userAgent{Name: "curl", Version: "8.4.0", Bot: true}},
+		// The crawler's URL holds "bot" but is not its name.
+		{"Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko); compatible; ChatGPT-User/1.0; +https://openai.com/bot",
+			userAgent{Name: "ChatGPT-User", Version: "1.0", URL: "https://openai.com/bot", Bot: true}},
+		{"Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.1; +https://openai.com/gptbot)",
+			userAgent{Name: "GPTBot", Version: "1.1", URL: "https://openai.com/gptbot", Bot: true}},
+		// A crawler with a browser's tokens is named as the crawler.
+		{"Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.129 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+			userAgent{Name: "Googlebot", Version: "2.1", OS: "Android", OSVersion: "6.0.1", URL: "http://www.google.com/bot.html", Bot: true, Mobile: true}},
 		{"", userAgent{}},
 	}
 	for _, tc := range cases {

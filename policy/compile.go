@@ -232,11 +232,17 @@ func (c *compiler) exprAt(src string, n *yaml.Node, base int, wantBool bool) (*E
 				}
 			}
 			msg := "CEL: " + firstLine(e.Message)
-			// "undeclared reference to 'req'" for req.nosuch: name the
-			// whole unknown variable instead.
-			if strings.HasPrefix(e.Message, "undeclared reference to ") {
-				if name := qualifiedName(src, off); strings.Contains(name, ".") {
+			// "undeclared reference to 'req'" for req.nosuch, and "type
+			// 'string' does not support field selection" for
+			// conn.client_ip.nosuch (a string variable with fields): name
+			// the whole unknown variable instead, from its start (cel-go
+			// may point at a '.' inside it).
+			if strings.HasPrefix(e.Message, "undeclared reference to ") ||
+				strings.Contains(e.Message, "does not support field selection") {
+				start := nameStart(src, off)
+				if name := strings.TrimLeft(qualifiedName(src, start), "."); strings.Contains(name, ".") {
 					msg = fmt.Sprintf("CEL: unknown variable %q", name)
+					off = start
 				}
 			}
 			errs = append(errs, c.errAt(n, at(off), msg))

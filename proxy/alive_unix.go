@@ -12,6 +12,8 @@ import (
 // no EOF, error or unexpected data is waiting on the socket. It costs one
 // non-blocking recv per reuse (nginx gets the same from an event on its
 // idle upstream connections; we have no goroutine per idle connection).
+// Plain sockets are probed inside the request's own raw read instead
+// (pconn.flushThenWait); this serves the others.
 func connAlive(c net.Conn) bool {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
@@ -25,17 +27,19 @@ func connAlive(c net.Conn) bool {
 		return true
 	}
 	alive := true
-	var buf [1]byte
 	rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
-		case err != nil, n == 0:
-			alive = false // closed or reset by the upstream
-		default:
-			alive = false // bytes nobody asked for: not a clean connection
-		}
+		alive = !strayBytes(fd)
 		return true
 	})
 	return alive
+}
+
+// strayBytes says whether an idle connection's socket holds anything: an
+// EOF, an error, or bytes nobody asked for (a late or extra answer, which
+// must never become the next request's answer). One non-blocking
+// MSG_PEEK recv.
+func strayBytes(fd uintptr) bool {
+	var buf [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
 }

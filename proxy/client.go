@@ -47,20 +47,19 @@ type pconn struct {
 	// raw waits for the response without a read that would fail with
 	// EAGAIN first (nil on TLS and other non-socket connections).
 	raw syscall.RawConn
-	// check asks for a liveness probe before the next reuse: the last
-	// answer had no body by definition (HEAD, 204, 304), the kind an
-	// upstream may wrongly follow with bytes after it was read.
-	check bool
 	// flushAndWait's state, kept here so that its callback is allocated
-	// once per connection.
+	// once per connection. probe asks it to check the socket for stray
+	// bytes before the request leaves (a reused connection).
 	waitFn func(uintptr) bool
 	sent   bool
+	probe  bool
 	werr   error
 }
 
-// probeIdle is the idle time after which a pooled connection is probed
-// before reuse: the upstream may have closed it in the meantime.
-const probeIdle = time.Second
+// errStray is what a reused connection's probe found: an EOF, an error or
+// bytes nobody asked for. Nothing was sent, so the request is retried on
+// a fresh connection.
+var errStray = errors.New("upstream connection closed or sent stray bytes while idle")
 
 func newConnPool(t *upstream.Target, e *endpoint) *connPool {
 	p := &connPool{t: t, e: e, limits: &e.limits}
@@ -187,17 +186,15 @@ func (p *connPool) roundTrip(xs *xstate, upgrade bool) (*exchange.Response, erro
 	for attempt := 0; ; attempt++ {
 		var pc *pconn
 		for !fresh {
-			// A reuse probes the socket (one non-blocking recv) when the
-			// connection may be unusable: a closed connection cannot take
-			// an upload that was already started, one idle for long was
-			// likely closed by the upstream, and after a bodyless answer a
-			// wrong upstream may have sent a body that would become the
-			// next client's answer. Bytes that came with an answer are
-			// caught when it is read (h1Body.release); a request without
-			// an upload that finds the connection closed is retried.
-			var idle time.Duration
-			pc, idle = p.get()
-			if pc == nil || !(streamed || pc.check || idle > probeIdle) || pc.alive() {
+			// Every reuse checks that the connection is clean: no EOF and
+			// no bytes that nobody asked for (a late or extra answer must
+			// never become this request's). A request sent by raw write
+			// checks inside that write's callback (flushThenWait), other
+			// requests (uploads, TLS) probe here; both cost one
+			// non-blocking recv. Bytes that came with an answer are
+			// caught when it is read (h1Body.release).
+			pc, _ = p.get()
+			if pc == nil || pc.raw != nil && !streamed || pc.alive() {
 				break
 			}
 			pc.close()
@@ -258,6 +255,7 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 	streamed := hasBody && small == nil
 	var werr, err error
 	if pc.raw != nil && !streamed {
+		pc.probe = reused
 		werr, err = pc.flushAndWait()
 	} else {
 		werr = pc.bw.Flush()
@@ -324,7 +322,6 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 	}
 	b := &xs.h1b
 	*b = h1Body{pc: pc, bw: bw, reuse: !head.close && !upgrade}
-	pc.check = head.mode == bodyNone
 	switch head.mode {
 	case bodyNone:
 		res.ContentLength = 0
@@ -367,9 +364,13 @@ func (pc *pconn) flushAndWait() (werr, err error) {
 
 // flushThenWait is flushAndWait's callback, bound once per connection
 // (a closure per request would allocate).
-func (pc *pconn) flushThenWait(uintptr) bool {
+func (pc *pconn) flushThenWait(fd uintptr) bool {
 	if !pc.sent {
 		pc.sent = true
+		if pc.probe && strayBytes(fd) {
+			pc.werr = errStray
+			return true
+		}
 		pc.werr = pc.bw.Flush()
 		return pc.werr != nil
 	}

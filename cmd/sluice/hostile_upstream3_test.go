@@ -458,3 +458,39 @@ endpoints:
 		t.Fatalf("statuses %v: want one 502 (the broken upstream's first answer), then ejection", codes)
 	}
 }
+
+// An answer that an upstream sends later, on a connection idle in
+// sluice's pool (after a complete answer, or a 408 before an idle close),
+// is never served as another request's answer: another client's request
+// on the pooled connection would otherwise read it (response queue
+// poisoning). Every reuse checks the socket first.
+func TestHostileUpstreamLateExtraAnswer(t *testing.T) {
+	t.Parallel()
+	ln := serveRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			if req.URL.Path == "/late" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				time.Sleep(100 * time.Millisecond)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
+				continue
+			}
+			body := "own " + req.URL.Path
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		}
+	})
+	e := startEdge(t, ln.Addr().String(), "")
+	if res, body, _ := dialRaw(t, e.addr).roundTrip("GET", "/late"); res.StatusCode != 200 || body != "ok" {
+		t.Fatalf("GET /late: got %d %q, want 200 \"ok\"", res.StatusCode, body)
+	}
+	time.Sleep(300 * time.Millisecond) // the extra answer waits in the pooled connection
+	res, body, _ := dialRaw(t, e.addr).roundTrip("GET", "/victim")
+	if res.StatusCode != 200 || body != "own /victim" {
+		t.Fatalf("another client's GET /victim: got %d %q, want 200 \"own /victim\" (the upstream's late extra answer was served to it)", res.StatusCode, body)
+	}
+}

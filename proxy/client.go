@@ -465,9 +465,10 @@ func writeRequestHead(bw *bufio.Writer, xs *xstate, host string, upgrade, hasBod
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
-	names := connectionNames(req.Header)
+	// The fields the client's Connection named were dropped before the
+	// policies ran (serveExchange); what a policy added stays.
 	for k, vv := range req.Header {
-		if skipRequestHeader(k) || (names != nil && listed(names, k)) || !httpguts.ValidHeaderFieldName(k) {
+		if skipRequestHeader(k) || !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
 		for _, v := range vv {

@@ -334,9 +334,14 @@ func TestGRPC(t *testing.T) {
 var _ = os.Remove
 
 // TestH2CUpgradeRequest completes an h2c Upgrade: the upgraded request is
-// answered on stream 1 of the new HTTP/2 connection.
+// answered on stream 1 of the new HTTP/2 connection. The Upgrade was for
+// sluice (hop-by-hop): the upstream sees a plain request, proxied from h2.
 func TestH2CUpgradeRequest(t *testing.T) {
-	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up(protoEcho(t))})
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s upgrade=%q settings=%q via=%q", r.Proto, r.Host,
+			r.Header.Get("Upgrade"), r.Header.Get("Http2-Settings"), r.Header.Get("Via"))
+	})
+	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up(be.URL)})
 	c, err := net.Dial("tcp", addr(t, s, "127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
@@ -376,8 +381,8 @@ func TestH2CUpgradeRequest(t *testing.T) {
 			body = string(f.Data())
 		}
 	}
-	if status != "200" || body != "HTTP/1.1 up.test" {
-		t.Fatalf("status %q body %q", status, body)
+	if want := `HTTP/1.1 up.test upgrade="" settings="" via="2.0 sluice"`; status != "200" || body != want {
+		t.Fatalf("status %q body %q, want 200 %q", status, body, want)
 	}
 }
 

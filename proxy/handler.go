@@ -100,6 +100,16 @@ func (s *Server) serveConn(ci *connInfo, w http.ResponseWriter, r *http.Request)
 // handler's streams come here).
 func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	ci, _ := r.Context().Value(connKey{}).(*connInfo)
+	if r.ProtoMajor == 1 && isH2CUpgrade(r.Header) {
+		// Stream 1 of a connection the h2c handler just upgraded: the
+		// request that asked for the upgrade, answered over h2. Its
+		// Upgrade was for us (hop-by-hop, RFC 9110 §7.8) and must not
+		// reach the upstream as an upgrade request of its own.
+		for _, k := range [...]string{"Connection", "Upgrade", "Http2-Settings"} {
+			delete(r.Header, k)
+		}
+		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
+	}
 	s.serveWith(ci, w, r)
 }
 
@@ -154,6 +164,14 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 	}
 	req.RawQuery = r.URL.RawQuery
 	req.Proto = r.Proto
+	if len(r.Header["Connection"]) > 0 {
+		// The fields the client's Connection names are hop-by-hop (RFC
+		// 9110 §7.6.1): they go now, before any policy runs, so that a
+		// client cannot strip fields a policy adds (Connection: X-User).
+		for _, k := range connectionNames(r.Header) {
+			delete(r.Header, k)
+		}
+	}
 	req.Header = r.Header
 	req.ContentLength = r.ContentLength
 	req.Trailer = r.Trailer

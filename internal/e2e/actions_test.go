@@ -58,6 +58,23 @@ on_http_request:
 `,
 			req:  request{Header: []string{"X-Tag", "first"}},
 			want: expect{Status: 200, UpValues: map[string][]string{"X-Tag": {"first", "second"}}}},
+		{name: "a client's Connection cannot strip what a policy adds",
+			policy: `
+on_http_request:
+  - actions:
+      - type: remove-headers
+        config:
+          headers: [x-user]
+      - type: add-headers
+        config:
+          headers:
+            x-user: anonymous
+            x-client: ${conn.client_ip}
+`,
+			// X-User and X-Client are hop-by-hop for this client; the
+			// policy's own fields are not.
+			req:  request{Header: []string{"X-User", "admin", "Connection", "X-User, X-Client"}},
+			want: expect{Status: 200, UpValues: map[string][]string{"X-User": {"anonymous"}, "X-Client": {"127.0.0.1"}}}},
 		{name: "host replaces what the upstream sees",
 			policy: `
 on_http_request:

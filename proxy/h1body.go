@@ -249,9 +249,8 @@ func (b *h1body) readTrailers() error {
 			continue
 		}
 		key := canonKey(string(line[:c]), &kb)
-		switch key {
-		case "Content-Length", "Transfer-Encoding", "Host", "Trailer", "Connection":
-			continue // framing and routing fields have no place in trailers
+		if badTrailer(key) {
+			continue // framing, routing and proxy fields have no place in trailers
 		}
 		b.trailer[key] = append(b.trailer[key], val)
 	}

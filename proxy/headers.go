@@ -40,6 +40,25 @@ func skipResponseHeader(k string) bool {
 	return false
 }
 
+// badTrailer reports whether a field must not cross the proxy in a
+// trailer section, in either direction: framing, routing, hop-by-hop,
+// authentication and content metadata (RFC 9110 §6.5.1; the names Go's
+// net/http refuses as declared trailers), cookies, and the fields sluice
+// sets itself, which a trailer would otherwise smuggle past it to a
+// recipient that merges trailers into the header section.
+func badTrailer(k string) bool {
+	switch k {
+	case "Authorization", "Cache-Control", "Connection", "Content-Encoding", "Content-Length",
+		"Content-Range", "Content-Type", "Expect", "Host", "Keep-Alive", "Max-Forwards", "Pragma",
+		"Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "Range", "Realm", "Te",
+		"Trailer", "Transfer-Encoding", "Www-Authenticate", "Upgrade", "Http2-Settings",
+		"Cookie", "Set-Cookie", "Location", "Via", "Forwarded", "X-Forwarded-For",
+		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id":
+		return true
+	}
+	return false
+}
+
 // connectionNames returns the extra field names listed in Connection
 // (other than close/keep-alive/upgrade), canonicalised. Usually nil, so the
 // common path allocates nothing.

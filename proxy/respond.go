@@ -89,7 +89,9 @@ func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Reques
 		// Declared up front so that net/http chunks the body instead of
 		// computing a Content-Length that leaves no room for trailers.
 		for k := range res.Trailer {
-			h["Trailer"] = append(h["Trailer"], k)
+			if !badTrailer(k) {
+				h["Trailer"] = append(h["Trailer"], k)
+			}
 		}
 	}
 	w.WriteHeader(status)
@@ -166,7 +168,9 @@ func copyBody(w http.ResponseWriter, res *exchange.Response) (int64, error) {
 	if len(tr) > 0 {
 		h := w.Header()
 		for k, vv := range tr {
-			h[http.TrailerPrefix+k] = vv
+			if !badTrailer(k) {
+				h[http.TrailerPrefix+k] = vv
+			}
 		}
 	}
 	return n, nil

@@ -106,6 +106,9 @@ func writeBody(bw *bufio.Writer, body io.Reader, cl int64, trailer http.Header) 
 	}
 	bw.WriteString("0\r\n")
 	for k, vv := range trailer {
+		if badTrailer(k) {
+			continue
+		}
 		for _, v := range vv {
 			if validField(k, v) {
 				writeHeader(bw, k, v)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -309,5 +310,53 @@ func TestHostileH2CUpgradeBody(t *testing.T) {
 	}
 	if growth > 32<<10 {
 		t.Errorf("sluice RSS grew by %d MiB holding an upgrade body", growth>>10)
+	}
+}
+
+// Trailer fields that framing, routing, authentication or sluice's own
+// headers depend on never cross sluice, in either direction: a recipient
+// that merges trailers into the header section would otherwise take them
+// as headers sluice never checked (RFC 9110 §6.5.1). Other trailers pass.
+func TestHostileTrailerFields(t *testing.T) {
+	t.Parallel()
+	up := serveRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		var got []string
+		for k := range req.Trailer {
+			got = append(got, k)
+		}
+		slices.Sort(got)
+		echo := strings.Join(got, ",")
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Ok, Content-Length, Set-Cookie\r\nConnection: close\r\n\r\n"+
+			"%x\r\n%s\r\n0\r\nX-Ok: 1\r\nContent-Length: 99\r\nSet-Cookie: a=b\r\nX-Request-Id: evil\r\nTransfer-Encoding: chunked\r\n\r\n", len(echo), echo)
+	})
+	e := startEdge(t, up.Addr().String(), "")
+	c := dialRaw(t, e.addr)
+	c.send("POST /t HTTP/1.1\r\nHost: h.test\r\nTE: trailers\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n" +
+		"5\r\nhello\r\n0\r\nX-T: 1\r\nX-Forwarded-For: 6.6.6.6\r\nAuthorization: Basic eDp5\r\nCookie: s=1\r\n\r\n")
+	raw := c.rest()
+	res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), nil)
+	if err != nil {
+		t.Fatalf("%v in %q", err, raw)
+	}
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("body: %v in %q", err, raw)
+	}
+	if string(body) != "X-T" {
+		t.Errorf("the upstream got request trailers %q, want only X-T", body)
+	}
+	var got []string
+	for k := range res.Trailer {
+		got = append(got, k)
+	}
+	slices.Sort(got)
+	if strings.Join(got, ",") != "X-Ok" || res.Trailer.Get("X-Ok") != "1" {
+		t.Errorf("client got trailers %v, want only X-Ok: 1; answer:\n%s", res.Trailer, raw)
 	}
 }

@@ -244,7 +244,7 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 	if host == "" {
 		host = pc.p.t.Addr
 	}
-	if !validRequestLine(req.Method, req.Path, host) {
+	if !validRequestLine(req.Method, xs.upPath(), host) {
 		pc.p.put(pc)
 		return nil, errBadRequestLine
 	}
@@ -457,7 +457,7 @@ func writeRequestHead(bw *bufio.Writer, xs *xstate, host string, upgrade, hasBod
 	req := xs.x.Req
 	bw.WriteString(req.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(req.Path)
+	bw.WriteString(xs.upPath())
 	if req.RawQuery != "" {
 		bw.WriteByte('?')
 		bw.WriteString(req.RawQuery)

@@ -104,23 +104,25 @@ func (h *h2Transports) roundTrip(xs *xstate, t *upstream.Target, useTLS bool) (*
 	x := &xs.x
 	req := x.Req
 	tr := h.get(t, useTLS)
-	u := &url.URL{Scheme: "http", Host: t.Addr, Opaque: req.Path, RawQuery: req.RawQuery}
+	path := xs.upPath()
+	u := &url.URL{Scheme: "http", Host: t.Addr, Opaque: path, RawQuery: req.RawQuery}
 	if useTLS {
 		u.Scheme = "https"
 	}
 	if t.Network == "unix" {
 		u.Host = "localhost"
 	}
-	if strings.HasPrefix(req.Path, "//") {
+	if strings.HasPrefix(path, "//") {
 		// Opaque "//x" would read as an authority; send the path instead.
 		u.Opaque = ""
-		u.Path, _ = url.PathUnescape(req.Path)
-		u.RawPath = req.Path
+		u.Path, _ = url.PathUnescape(path)
+		u.RawPath = path
 	}
 	hdr := make(http.Header, len(req.Header)+6)
-	names := connectionNames(req.Header)
+	// The fields the client's Connection named went before the policies
+	// ran (serveExchange).
 	for k, vv := range req.Header {
-		if skipRequestHeader(k) || (names != nil && listed(names, k)) {
+		if skipRequestHeader(k) {
 			continue
 		}
 		hdr[k] = vv
@@ -133,7 +135,7 @@ func (h *h2Transports) roundTrip(xs *xstate, t *upstream.Target, useTLS bool) (*
 	if host == "" {
 		host = t.Addr
 	}
-	if !validRequestLine(req.Method, req.Path, host) {
+	if !validRequestLine(req.Method, path, host) {
 		return nil, errBadRequestLine
 	}
 

@@ -24,6 +24,9 @@ type xstate struct {
 	conn  exchange.Conn // per-request copy when trusted proxies name the client
 	body  *reqBody      // nil when the request has no body
 	small []byte        // a small body read ahead, replayable (see forward)
+	// sentPath is the path as the client sent it when it was normalized
+	// into normPath for the policies; "" when there was nothing to do.
+	sentPath, normPath string
 	f     fwd
 	tried [4]*upstream.Target
 
@@ -161,6 +164,12 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 	req.Path = r.URL.EscapedPath()
 	if req.Path == "" {
 		req.Path = "/"
+	}
+	if n := normalizePath(req.Path); n != req.Path {
+		// Policies see the normalized path; the upstream gets the one
+		// sent unless a policy changed it (pathnorm.go).
+		xs.sentPath, xs.normPath = req.Path, n
+		req.Path = n
 	}
 	req.RawQuery = r.URL.RawQuery
 	req.Proto = r.Proto
@@ -490,4 +499,13 @@ type trackedConn struct {
 func (c *trackedConn) Close() error {
 	c.once.Do(func() { c.s.trackHijacked(c, false) })
 	return c.Conn.Close()
+}
+
+// upPath is the path the upstream gets: the one the client sent, unless a
+// policy changed the normalized one policies saw.
+func (xs *xstate) upPath() string {
+	if xs.sentPath != "" && xs.req.Path == xs.normPath {
+		return xs.sentPath
+	}
+	return xs.req.Path
 }

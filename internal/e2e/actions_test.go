@@ -346,3 +346,38 @@ on_http_request:
 			want: expect{Status: 200}},
 	})
 }
+
+// A path rule cannot be walked around with dot segments, encoded dots or
+// doubled slashes, which most upstreams resolve to the same path: policies
+// see the normalized path. The upstream gets the path as sent, unless a
+// policy rewrote it.
+func TestPathNormalizedForPolicies(t *testing.T) {
+	const deny = `
+on_http_request:
+  - expressions: ["req.url.path.startsWith('/admin')"]
+    actions:
+      - type: deny
+        config: {status_code: 403}
+`
+	var cases []actionCase
+	for _, p := range []string{"/admin", "/./admin", "/x/../admin", "/%2e/admin", "/%2E%2e/admin/x", "//admin", "/x/..//admin/"} {
+		cases = append(cases, actionCase{name: "denied " + p, policy: deny,
+			req: request{URL: "http://app.test" + p}, want: expect{Status: 403, NoUpstream: true}})
+	}
+	cases = append(cases,
+		actionCase{name: "the upstream gets the path as sent", policy: deny,
+			req: request{URL: "http://app.test/a/./b//c?q=1"}, want: expect{Status: 200, UpURI: "/a/./b//c?q=1"}},
+		actionCase{name: "a policy sees and rewrites the normalized path",
+			policy: `
+on_http_request:
+  - actions:
+      - type: add-headers
+        config:
+          headers: {x-path: "${req.url.path}"}
+      - type: url-rewrite
+        config: {from: "/b/c", to: "/z"}
+`,
+			req: request{URL: "http://app.test/a/./b//c"}, want: expect{Status: 200, UpURI: "/a/z", UpHeaders: hdr("x-path", "/a/b/c")}},
+	)
+	runActionCases(t, cases)
+}

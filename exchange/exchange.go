@@ -107,6 +107,12 @@ type Exchange struct {
 	// the internal endpoint with this URL instead of this endpoint's upstream.
 	ForwardInternal string
 
+	// Internals, set by the proxy, says which internal endpoints exist, so
+	// that forward-internal fails in its own action (where on_error:
+	// continue lets the next action answer) rather than after the phase.
+	// nil: not known; the proxy then answers a missing one with a 502.
+	Internals InternalEndpoints
+
 	// Pinned is owned by the Hooks implementation: it keeps the policy version
 	// chosen in OnRequest so that OnResponse and Done use the same one.
 	Pinned any
@@ -152,4 +158,11 @@ type Hooks interface {
 	OnRequest(x *Exchange) error
 	OnResponse(x *Exchange) error
 	Done(x *Exchange)
+}
+
+// InternalEndpoints tells whether an internal endpoint can take a request.
+type InternalEndpoints interface {
+	// HasInternal reports whether an internal endpoint answers to url
+	// (scheme://name.internal[:port], as forward-internal normalises it).
+	HasInternal(url string) bool
 }

@@ -27,8 +27,8 @@ type xstate struct {
 	// sentPath is the path as the client sent it when it was normalized
 	// into normPath for the policies; "" when there was nothing to do.
 	sentPath, normPath string
-	f     fwd
-	tried [4]*upstream.Target
+	f                  fwd
+	tried              [4]*upstream.Target
 
 	target  *upstream.Target // the upstream that answered, for End and logs
 	tpool   *upstream.Pool
@@ -222,6 +222,7 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 		err = errConnect
 	default:
 		x.Endpoint = &e.ep
+		x.Internals = v.Val
 		s.prepare(xs, ci, e, r)
 		if max := e.limits.MaxBodyBytes; max >= 0 {
 			if xs.body != nil {

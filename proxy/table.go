@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"fmt"
+
+	"github.com/sluicehq/sluice/exchange"
 )
 
 // table is one complete, immutable routing state built by Apply.
@@ -110,6 +112,11 @@ func (t *table) internalFor(raw string) *endpoint {
 	}
 	return t.internal[p.host]
 }
+
+// HasInternal implements exchange.InternalEndpoints for forward-internal.
+func (t *table) HasInternal(url string) bool { return t.internalFor(url) != nil }
+
+var _ exchange.InternalEndpoints = (*table)(nil)
 
 func (t *table) close() {
 	for _, e := range t.endpoints {

@@ -173,6 +173,28 @@ on_http_response:
 	}
 }
 
+// ngrok's failover pattern: forward to an internal endpoint, and when
+// there is none, on_error: continue lets the next action answer.
+func TestForwardInternalUnknownContinues(t *testing.T) {
+	e := start(t, ep{URL: "http://app.test", Policy: `
+on_http_request:
+  - actions:
+      - type: forward-internal
+        config:
+          url: https://endpoint-1.internal
+          on_error: continue
+      - type: custom-response
+        config:
+          status_code: 302
+          headers:
+            location: https://www.example.com
+`})
+	c := e.client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	r := get(t, c, "http://app.test/")
+	check(t, e, r, 0, expect{Status: 302, NoUpstream: true, Headers: hdr("location", "https://www.example.com")})
+}
+
 func TestCompressResponse(t *testing.T) {
 	body := strings.Repeat("sluice compresses this text; ", 200)
 	respond := func(w http.ResponseWriter, r *http.Request, s *seen) {

@@ -3,9 +3,11 @@ package actions
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/sluicehq/sluice/exchange"
 	"github.com/sluicehq/sluice/policy"
 )
 
@@ -25,9 +27,11 @@ import (
 // (lower-case host, default port dropped) before the proxy looks it up.
 //
 // on_error (halt | continue, default halt) is handled by the policy engine:
-// with continue, a URL that cannot be evaluated lets the next action run.
-// Errors found later by the proxy (no such endpoint, upstream down) are
-// answered with a 502. It sets no result variables.
+// with continue, a URL that cannot be evaluated or an internal endpoint
+// that does not exist lets the next action run (ngrok's failover: forward,
+// else answer with a custom-response); with halt those get a 502. An error
+// of the internal endpoint's own upstream (down, timing out) is answered
+// by the proxy as for any endpoint. It sets no result variables.
 type ForwardInternal struct {
 	URL *policy.Template `yaml:"url"`
 
@@ -118,9 +122,15 @@ func (a *ForwardInternal) Run(s *policy.State) error {
 		}
 		target = norm
 	}
+	if in := s.X.Internals; in != nil && !in.HasInternal(target) {
+		return errNoInternal
+	}
 	s.X.ForwardInternal = target
 	return nil
 }
+
+// errNoInternal is the proxy's own answer to a missing internal endpoint.
+var errNoInternal = &exchange.Error{Status: http.StatusBadGateway, Msg: "forward-internal: no such internal endpoint"}
 
 func init() {
 	policy.Register(policy.Spec{

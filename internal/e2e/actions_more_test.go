@@ -100,6 +100,11 @@ on_http_response:
 				t.Errorf("logs lack %q:\n%s", want, logs)
 			}
 		}
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, "e2e-log-response") && strings.Count(line, "request_id=") != 1 {
+				t.Errorf("the response's log line has its request id %d times, want once: %s", strings.Count(line, "request_id="), line)
+			}
+		}
 	})
 }
 

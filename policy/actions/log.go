@@ -70,9 +70,8 @@ func (a *Log) Run(s *policy.State) error {
 		log = slog.Default()
 	}
 	args := []any{"phase", s.Phase.String()}
-	if s.X != nil {
-		args = append(args, "request_id", s.X.ID)
-	} else if s.Conn != nil {
+	// A request's logger (exchange.Exchange.Log) adds its request id.
+	if s.X == nil && s.Conn != nil {
 		args = append(args, "conn_id", s.Conn.ID)
 	}
 	args = append(args, slog.Group("metadata", attrs...))

@@ -19,7 +19,9 @@ metadata:
 `)
 	var buf bytes.Buffer
 	s := newState(t, policy.OnHTTPRequest, "GET", "https://example.com/abc", "127.0.0.1:1")
-	s.Log = slog.New(slog.NewJSONHandler(&buf, nil))
+	// A request's logger carries its request id (the proxy's does); the
+	// action must not add it a second time.
+	s.Log = slog.New(slog.NewJSONHandler(&buf, nil)).With("request_id", s.X.ID)
 	if err := a.Run(s); err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +35,9 @@ metadata:
 	}
 	if line.Msg != "traffic policy log" || line.RequestID != "req_1" {
 		t.Errorf("line = %+v", line)
+	}
+	if n := bytes.Count(buf.Bytes(), []byte(`"request_id"`)); n != 1 {
+		t.Errorf("request_id appears %d times in %s", n, buf.Bytes())
 	}
 	want := map[string]any{"message": "Log action executed.", "endpoint_id": "ep_test", "path_len": float64(4), "fixed": float64(7)}
 	for k, v := range want {

@@ -22,11 +22,13 @@ import (
 // status_code (integer, default 200, 200-599). body (string, optional, ${}
 // interpolation). headers (map, optional, up to 10, ${} interpolation).
 // Without a content-type header one is inferred from the body (JSON is
-// recognised; otherwise the WHATWG sniffing rules apply). It sets no result
-// variables.
+// recognised; otherwise the WHATWG sniffing rules apply). content is the
+// old name of body, which ngrok's older examples still use. It sets no
+// result variables.
 type CustomResponse struct {
 	StatusCode int                        `yaml:"status_code"`
 	Body       *policy.Template           `yaml:"body"`
+	Content    *policy.Template           `yaml:"content"`
 	Headers    map[string]policy.Template `yaml:"headers"`
 
 	h         headerTemplates
@@ -42,6 +44,12 @@ func newCustomResponse(c *policy.Config) (policy.Action, error) {
 	}
 	if err := checkStatus(c, a.StatusCode, 200, 599); err != nil {
 		return nil, err
+	}
+	if a.Content != nil {
+		if a.Body != nil {
+			return nil, c.Errorf(fieldNode(c.Node, "content"), "content is the old name of body: give one of them")
+		}
+		a.Body, a.Content = a.Content, nil
 	}
 	var err error
 	if a.h, err = compileHeaders(c, "headers", a.Headers, false); err != nil {

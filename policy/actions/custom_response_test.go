@@ -61,10 +61,23 @@ func TestCustomResponseConfigErrors(t *testing.T) {
 		{`{status_code: 99}`, "status_code: 99"},
 		{`{status_code: 600}`, "status_code: 600"},
 		{`{body: [a]}`, "expected a string"},
-		{`{content: x}`, `unknown field "content"`},
+		{`{content: x, body: y}`, "content is the old name of body"},
+		{`{contents: x}`, `unknown field "contents"`},
 	}
 	for _, tt := range tests {
 		_, err := build(t, "custom-response", policy.OnHTTPRequest, tt.config)
 		wantErr(t, err, tt.want)
+	}
+}
+
+// content is body's old name, still in ngrok's older gallery examples.
+func TestCustomResponseContentIsBody(t *testing.T) {
+	a := mustBuild(t, "custom-response", policy.OnHTTPRequest, `{status_code: 418, content: "short and stout"}`)
+	s := newState(t, policy.OnHTTPRequest, "GET", "https://example.com/", "127.0.0.1:1")
+	if err := a.Run(s); err != nil {
+		t.Fatal(err)
+	}
+	if s.X.Res == nil || s.X.Res.StatusCode != 418 || body(t, s.X.Res) != "short and stout" {
+		t.Fatalf("got %+v", s.X.Res)
 	}
 }

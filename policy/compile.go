@@ -73,7 +73,22 @@ func (c *compiler) pos(n *yaml.Node, off int) (int, int) {
 	lastNL := strings.LastIndexByte(before, '\n')
 	dc := utf8.RuneCountInString(before[lastNL+1:])
 	switch n.Style {
-	case yaml.LiteralStyle, yaml.FoldedStyle:
+	case yaml.FoldedStyle:
+		// Folding joined the block's lines with one space each: walk the
+		// source lines, a line's content and its separator at a time.
+		line, ind, rem := n.Line+1, c.indent(n.Line+1), off
+		for ; line <= len(c.lines); line++ {
+			content := ""
+			if l := c.lines[line-1]; len(l) > ind {
+				content = l[ind:]
+			}
+			if rem <= len(content) {
+				return line, ind + utf8.RuneCountInString(content[:rem]) + 1
+			}
+			rem -= len(content) + 1
+		}
+		return n.Line + 1, ind + 1
+	case yaml.LiteralStyle:
 		// Content starts on the next line; the block's indentation is
 		// that of its first line (deeper indentation is part of the value).
 		return n.Line + 1 + dl, c.indent(n.Line+1) + dc + 1

@@ -42,7 +42,7 @@ type pconn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	p      *connPool
-	idleAt time.Time
+	idleAt int64 // nanotime() when it went idle
 	head   []byte // scratch for response heads
 	// raw waits for the response without a read that would fail with
 	// EAGAIN first (nil on TLS and other non-socket connections).
@@ -84,7 +84,7 @@ func (p *connPool) get() (*pconn, time.Duration) {
 		c := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
-		if idle = time.Since(c.idleAt); idle > p.limits.UpstreamIdleTimeout {
+		if idle = time.Duration(nanotime() - c.idleAt); idle > p.limits.UpstreamIdleTimeout {
 			stale = append(stale, c)
 			continue
 		}
@@ -99,7 +99,7 @@ func (p *connPool) get() (*pconn, time.Duration) {
 }
 
 func (p *connPool) put(pc *pconn) {
-	pc.idleAt = time.Now()
+	pc.idleAt = nanotime()
 	var evict *pconn
 	p.mu.Lock()
 	if p.closed || len(p.idle) >= p.limits.MaxIdleConnsPerHost {
@@ -109,7 +109,7 @@ func (p *connPool) put(pc *pconn) {
 	}
 	// The bottom of the stack is the oldest; drop it once expired so an
 	// idle pool shrinks without a reaper goroutine.
-	if len(p.idle) > 0 && pc.idleAt.Sub(p.idle[0].idleAt) > p.limits.UpstreamIdleTimeout {
+	if len(p.idle) > 0 && time.Duration(pc.idleAt-p.idle[0].idleAt) > p.limits.UpstreamIdleTimeout {
 		evict = p.idle[0]
 		copy(p.idle, p.idle[1:])
 		p.idle[len(p.idle)-1] = nil

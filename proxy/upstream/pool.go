@@ -190,7 +190,7 @@ func (p *Pool) OnHealthChange(fn func(t *Target, healthy bool)) {
 // target was tried, or when all healthy targets were tried and the rest
 // are unhealthy.
 func (p *Pool) Pick(tried []*Target) (*Target, error) {
-	now := time.Now().UnixNano()
+	var now int64 // the clock is read only for an ejected target (healthyAt)
 	if t := p.pick(tried, true, now); t != nil {
 		return t, nil
 	}
@@ -236,6 +236,9 @@ func (p *Pool) healthyAt(t *Target, now int64) bool {
 	until := t.ejectedUntil.Load()
 	if until == 0 {
 		return true
+	}
+	if now == 0 {
+		now = time.Now().UnixNano()
 	}
 	if now < until {
 		return false

@@ -466,13 +466,16 @@ func writeRequestHead(bw *bufio.Writer, xs *xstate, host string, upgrade, hasBod
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
 	// The fields the client's Connection named were dropped before the
-	// policies ran (serveExchange); what a policy added stays.
+	// policies ran (serveExchange); what a policy added stays. The
+	// engines validated every field the client sent: only a policy's
+	// changes need checking.
+	checked := xs.nhooked == 0
 	for k, vv := range req.Header {
-		if skipRequestHeader(k) || !httpguts.ValidHeaderFieldName(k) {
+		if skipRequestHeader(k) || !checked && !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
 		for _, v := range vv {
-			if httpguts.ValidHeaderFieldValue(v) {
+			if checked || httpguts.ValidHeaderFieldValue(v) {
 				writeHeader(bw, k, v)
 			}
 		}

@@ -30,12 +30,13 @@ type h1writer struct {
 	err       error // sticky write error
 	hijacked  bool
 	idv       [1]string // the X-Request-Id field's value list (see writeResponse)
+	checked   bool      // every field of hdr is known valid (see writeResponse)
 }
 
 func (w *h1writer) reset() {
 	clear(w.hdr)
 	w.status, w.wrote, w.committed, w.chunked, w.bodyless = 0, false, false, false, false
-	w.cl, w.n, w.err, w.hijacked = -1, 0, nil, false
+	w.cl, w.n, w.err, w.hijacked, w.checked = -1, 0, nil, false, false
 }
 
 // retract takes back an answer whose head has not gone out: nothing of it
@@ -174,7 +175,7 @@ func (w *h1writer) commit(first []byte, final bool) {
 			continue
 		}
 		for _, v := range vv {
-			if validField(k, v) {
+			if w.checked || validField(k, v) {
 				writeHeader(bw, k, v)
 			}
 		}

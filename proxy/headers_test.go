@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -138,5 +139,28 @@ func TestPolicyHeaderInjection(t *testing.T) {
 	h, _ := headersVia(t, addr(t, s, "127.0.0.1:0"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	if h.Get("X-Injected") != "" || h.Get("X-Evil") != "" || h.Get("X-Good") != "fine" {
 		t.Errorf("upstream saw %v", h)
+	}
+}
+
+// A response hook that writes a CR or LF into the upstream's own header
+// map (which the HTTP/1.1 writer takes over) cannot inject a field either.
+func TestPolicyResponseHeaderInjection(t *testing.T) {
+	hk := &hooks{response: func(x *exchange.Exchange) error {
+		x.Res.Header["X-Evil"] = []string{"a\r\nX-Injected: 1"}
+		x.Res.Header.Set("X-Good", "fine")
+		return nil
+	}}
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up(be.URL), Hooks: hk})
+	c, err := net.Dial("tcp", addr(t, s, "127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	raw, _ := io.ReadAll(c)
+	if strings.Contains(string(raw), "X-Injected") || strings.Contains(string(raw), "X-Evil") || !strings.Contains(string(raw), "X-Good: fine") {
+		t.Errorf("client got:\n%s", raw)
 	}
 }

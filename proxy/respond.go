@@ -26,6 +26,10 @@ func (s *Server) writeResponse(xs *xstate, w http.ResponseWriter, r *http.Reques
 		// and leaves its own empty map for the next answer.
 		hw.hdr, xs.head.header = res.Header, h
 		h = hw.hdr
+		// readResponseHead validated every field; with no policy to change
+		// them since, commit need not check them again. What is added
+		// below is sluice's own.
+		hw.checked = xs.nhooked == 0
 		for k := range h {
 			if hopField(names, k) {
 				delete(h, k)

@@ -42,7 +42,7 @@ type pconn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	p      *connPool
-	idleAt int64 // nanotime() when it went idle
+	idleAt int64  // nanotime() when it went idle
 	head   []byte // scratch for response heads
 	// raw waits for the response without a read that would fail with
 	// EAGAIN first (nil on TLS and other non-socket connections).

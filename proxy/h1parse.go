@@ -22,8 +22,9 @@ import (
 //     Transfer-Encoding it is 400 (and the connection closes);
 //   - Transfer-Encoding must be exactly one "chunked" (else 501), and is
 //     400 in HTTP/1.0;
-//   - HTTP/1.1 needs exactly one valid Host; an absolute-form target's
-//     authority replaces it; "*" is for OPTIONS only;
+//   - HTTP/1.1 needs exactly one valid Host, whatever the target's form;
+//     an absolute-form target's authority replaces it; "*" is for OPTIONS
+//     only;
 //   - the head is bounded like net/http's (MaxHeaderBytes + 4 KiB): 414 when
 //     the request line alone is too long, else 431; at most maxH1Fields
 //     fields (431).
@@ -228,10 +229,13 @@ func parseHead(head []byte, h *h1head, hdr http.Header) error {
 	if h.chunked {
 		h.cl = -1
 	}
+	if hosts == 0 && h.minor == 1 {
+		// RFC 9112 §3.2: every HTTP/1.1 request, absolute-form included,
+		// carries Host; a server answers 400 to one without.
+		return badReq("missing required Host header")
+	}
 	if h.url.Host != "" {
 		h.host = h.url.Host
-	} else if hosts == 0 && h.minor == 1 {
-		return badReq("missing required Host header")
 	}
 	if pv := hdr["Pragma"]; len(pv) > 0 && pv[0] == "no-cache" && hdr["Cache-Control"] == nil {
 		hdr["Cache-Control"] = []string{"no-cache"}

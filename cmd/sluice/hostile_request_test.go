@@ -113,6 +113,15 @@ func hostileCases() []hostileCase {
 					t.Errorf("backend Host = %q, want a.test", r.Host)
 				}
 			}},
+		// RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400, whatever
+		// the target's form; HTTP/1.0 may leave it out.
+		{name: "absolute-form without Host", req: "GET http://evil.example/p HTTP/1.1\r\n\r\n", status: []int{400}, close: true},
+		{name: "absolute-form without Host, HTTP/1.0", req: "GET http://a.test/ HTTP/1.0\r\n\r\n", status: []int{200}, close: true,
+			check: func(t *testing.T, r *recReq) {
+				if r == nil || r.Host != "a.test" {
+					t.Errorf("backend request %+v, want Host a.test", r)
+				}
+			}},
 		{name: "invalid method", req: "G(T / HTTP/1.1\r\nHost: h.test\r\n\r\n", status: []int{400, 405, 501}, close: true},
 		{name: "NUL in method", req: "G\x00T / HTTP/1.1\r\nHost: h.test\r\n\r\n", status: []int{400, 501}, close: true},
 		{name: "HTTP/0.9", req: "GET /\r\n\r\n", status: []int{400, 505}, close: true},

@@ -22,6 +22,7 @@ var (
 	errNoHost         = &exchange.Error{Status: http.StatusMisdirectedRequest, Msg: "no endpoint for this host"}
 	errNotConfigured  = &exchange.Error{Status: http.StatusServiceUnavailable, Msg: "proxy not configured"}
 	errConnect        = &exchange.Error{Status: http.StatusMethodNotAllowed, Msg: "CONNECT is not supported"}
+	errBadHost        = &exchange.Error{Status: http.StatusBadRequest, Msg: "malformed Host header"}
 	errForwardLoop    = &exchange.Error{Status: http.StatusLoopDetected, Msg: "forward-internal nested too deep"}
 	errUnknownForward = &exchange.Error{Status: http.StatusBadGateway, Msg: "forward-internal: no such internal endpoint"}
 )

@@ -34,6 +34,9 @@ func FuzzH1Request(f *testing.F) {
 		"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+		"GET http://b.test/x HTTP/1.1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a,for=6.6.6.6\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

@@ -4,10 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
-
-	"golang.org/x/net/http/httpguts"
 )
 
 // The sluice HTTP/1.x engine's request-head parser. It is deliberately
@@ -22,7 +21,8 @@ import (
 //     Transfer-Encoding it is 400 (and the connection closes);
 //   - Transfer-Encoding must be exactly one "chunked" (else 501), and is
 //     400 in HTTP/1.0;
-//   - HTTP/1.1 needs exactly one valid Host, whatever the target's form;
+//   - HTTP/1.1 needs exactly one valid Host (validHost), whatever the
+//     target's form;
 //     an absolute-form target's authority replaces it; "*" is for OPTIONS
 //     only;
 //   - the head is bounded like net/http's (MaxHeaderBytes + 4 KiB): 414 when
@@ -165,7 +165,7 @@ func parseHead(head []byte, h *h1head, hdr http.Header) error {
 			if hosts > 1 {
 				return badReq("too many Host headers")
 			}
-			if !httpguts.ValidHostHeader(val) {
+			if !validHost(val) {
 				return badReq("malformed Host header")
 			}
 			h.host = val
@@ -314,7 +314,7 @@ func parseTarget(h *h1head) error {
 		return nil
 	case h.method == http.MethodConnect:
 		u, err := url.ParseRequestURI("http://" + t)
-		if err != nil || u.Path != "" || u.Host == "" || u.RawQuery != "" || u.User != nil {
+		if err != nil || u.Path != "" || u.Host == "" || u.RawQuery != "" || u.User != nil || !validHost(u.Host) {
 			return badReq("invalid CONNECT target")
 		}
 		h.url = url.URL{Host: u.Host}
@@ -323,12 +323,75 @@ func parseTarget(h *h1head) error {
 	u, err := url.ParseRequestURI(t)
 	if err != nil || u.Host == "" || u.User != nil ||
 		!(strings.EqualFold(u.Scheme, "http") || strings.EqualFold(u.Scheme, "https")) ||
-		!httpguts.ValidHostHeader(u.Host) {
+		!validHost(u.Host) {
 		return badReq("invalid absolute-form request target")
 	}
 	h.url = *u
 	return nil
 }
+
+// validHost reports whether h is a Host value (or an absolute-form or
+// CONNECT target's authority) the proxy accepts. RFC 9112 §3.2 and RFC
+// 3986 §3.2.2 allow uri-host [ ":" port ], port being digits (possibly
+// none). The uri-host is narrowed, as HAProxy and Envoy narrow it:
+//
+//   - an IPv6 literal in brackets, without a zone; no IPvFuture, whose
+//     contents routing would take for a name once the brackets are gone;
+//   - else a name or IPv4 address of letters, digits, "-", ".", "_", "~"
+//     and %XX escapes. The grammar's sub-delims (",", ";", "=", "!", "$",
+//     "&", "'", "(", ")", "*", "+") are refused: the Host is copied into
+//     X-Forwarded-Host and Forwarded's host="...", where "a,for=6.6.6.6"
+//     would read as a second hop, and no DNS name has them.
+//
+// An empty Host is valid: it is what a client sends for a target without
+// an authority (RFC 9112 §3.2); a colon with no host before it is not.
+func validHost(h string) bool {
+	if h == "" {
+		return true
+	}
+	var port string
+	if h[0] == '[' {
+		i := strings.IndexByte(h, ']')
+		if i < 0 {
+			return false
+		}
+		a, err := netip.ParseAddr(h[1:i])
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return false
+		}
+		if rest := h[i+1:]; rest != "" {
+			if rest[0] != ':' {
+				return false
+			}
+			port = rest[1:]
+		}
+	} else {
+		name := h
+		if i := strings.IndexByte(h, ':'); i >= 0 {
+			name, port = h[:i], h[i+1:]
+		}
+		if name == "" {
+			return false
+		}
+		for i := 0; i < len(name); i++ {
+			switch b := name[i]; {
+			case hostByte[b]:
+			case b == '%' && i+2 < len(name) && isHex(name[i+1]) && isHex(name[i+2]):
+				i += 2
+			default:
+				return false
+			}
+		}
+	}
+	for i := 0; i < len(port); i++ {
+		if !isDigit(port[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(b byte) bool { return isDigit(b) || 'a' <= b|0x20 && b|0x20 <= 'f' }
 
 // fastPath returns the index of '?' (or len) when t is an origin-form
 // target whose path url.Parse would leave unchanged (no escapes, nothing
@@ -346,15 +409,18 @@ func fastPath(t string) int {
 	return len(t)
 }
 
-var tokenByte, pathByte [256]bool
+var tokenByte, pathByte, hostByte [256]bool
 
 func init() {
 	for c := '0'; c <= '9'; c++ {
-		tokenByte[c], pathByte[c] = true, true
+		tokenByte[c], pathByte[c], hostByte[c] = true, true, true
 	}
 	for c := 'a'; c <= 'z'; c++ {
-		tokenByte[c], pathByte[c] = true, true
-		tokenByte[c-32], pathByte[c-32] = true, true
+		tokenByte[c], pathByte[c], hostByte[c] = true, true, true
+		tokenByte[c-32], pathByte[c-32], hostByte[c-32] = true, true, true
+	}
+	for _, c := range "-._~" {
+		hostByte[c] = true
 	}
 	for _, c := range "!#$%&'*+-.^_`|~" {
 		tokenByte[c] = true

@@ -190,10 +190,16 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 		req.Body = xs.body
 	}
 
+	// The engine's parser checked Host already (validHost); net/http, its
+	// HTTP/1.x fallback, and HTTP/2 let any sub-delim through, which
+	// X-Forwarded-Host and Forwarded would then carry.
+	_, engine := w.(*h1writer)
+	badHost := !engine && !validHost(r.Host)
+
 	v := s.tbl.Acquire()
 	defer v.Release()
 	var e *endpoint
-	if v != nil {
+	if v != nil && !badHost {
 		if rt := ci.l.routes(v.Val); rt != nil {
 			host := normHost(r.Host)
 			if ci.tls {
@@ -211,6 +217,8 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 
 	var err error
 	switch {
+	case badHost:
+		err = errBadHost
 	case v == nil:
 		err = errNotConfigured
 	case e == nil && ci.tls:

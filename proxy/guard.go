@@ -9,7 +9,8 @@ import (
 // and fails the read that completes a request head net/http would accept
 // but a careful proxy should not: one with both Content-Length and
 // Transfer-Encoding (a request-smuggling attempt; net/http would quietly
-// let chunked win) or with obs-fold line continuations. net/http answers
+// let chunked win), with obs-fold line continuations, or (where net/http
+// answers 501) with chunked before another transfer coding. net/http answers
 // a failed read of a request head with "400 Bad Request" and closes the
 // connection, which is the answer RFC 9112 §6.3 and §5.2 allow.
 //
@@ -26,6 +27,8 @@ type h1guard struct {
 	cl     int64  // Content-Length, -1 if none
 	te     bool   // Transfer-Encoding seen
 	teOK   bool   // ... and it is exactly "chunked"
+	teLast bool   // the last coding seen is chunked
+	teLate bool   // a coding follows chunked
 	off    bool   // upgrade/connect: stop after this head
 }
 
@@ -44,6 +47,7 @@ const (
 var (
 	errSmuggle = errors.New("request has both Content-Length and Transfer-Encoding")
 	errObsFold = errors.New("obsolete line folding in request header")
+	errTEFinal = errors.New("chunked is not the final transfer-encoding")
 )
 
 // maxGuardLine bounds a carried partial line; longer lines are left to
@@ -156,6 +160,12 @@ func (g *h1guard) onLine(line []byte) error {
 	case asciiEqualFold(name, "transfer-encoding"):
 		g.te = true
 		g.teOK = asciiEqualFold(val, "chunked")
+		// net/http answers 501 to any list; chunked before another coding
+		// is a 400 (RFC 9112 §6.3), as in the engine's parser.
+		for _, el := range bytes.Split(val, []byte{','}) {
+			g.teLate = g.teLate || g.teLast
+			g.teLast = asciiEqualFold(bytes.Trim(el, " \t"), "chunked")
+		}
 	case asciiEqualFold(name, "upgrade"):
 		g.off = true
 	}
@@ -166,6 +176,8 @@ func (g *h1guard) endOfHead() error {
 	switch {
 	case g.cl >= 0 && g.te:
 		return errSmuggle
+	case g.teLate:
+		return errTEFinal
 	case g.off:
 		g.st = gOff
 	case g.te && g.teOK:
@@ -183,6 +195,7 @@ func (g *h1guard) endOfHead() error {
 // reset prepares for the next request head.
 func (g *h1guard) reset() {
 	g.st, g.first, g.cl, g.te, g.teOK, g.off = gHead, false, -1, false, false, false
+	g.teLast, g.teLate = false, false
 }
 
 func chunkSize(line []byte) (int64, bool) {

@@ -39,6 +39,8 @@ var guardInvalid = map[string]string{
 	"cl+te":      "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
 	"te+cl":      "POST / HTTP/1.1\r\nTRANSFER-ENCODING: chunked\r\ncontent-length: 0\r\n\r\n",
 	"obs-fold":   "GET / HTTP/1.1\r\nX-A: a\r\n\tb\r\n\r\n",
+	"te late":    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+	"te twice":   "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
 	"second":     "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET / HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
 	"in chunked": "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGET / HTTP/1.1\r\nX: 1\r\n 2\r\n\r\n",
 }

@@ -19,8 +19,9 @@ import (
 //     values are 400;
 //   - Content-Length is digits only; several must be identical; with
 //     Transfer-Encoding it is 400 (and the connection closes);
-//   - Transfer-Encoding must be exactly one "chunked" (else 501), and is
-//     400 in HTTP/1.0;
+//   - Transfer-Encoding must be exactly one "chunked": with chunked
+//     before another coding (or twice) it is 400, with any other coding
+//     501; in HTTP/1.0 it is 400;
 //   - HTTP/1.1 needs exactly one valid Host (validHost), whatever the
 //     target's form;
 //     an absolute-form target's authority replaces it; "*" is for OPTIONS
@@ -45,6 +46,7 @@ var (
 	errH1TooLarge = &h1Error{http.StatusRequestHeaderFieldsTooLarge, "request header too large", false}
 	errH1Fields   = &h1Error{http.StatusRequestHeaderFieldsTooLarge, "too many header fields", false}
 	errH1TE       = &h1Error{http.StatusNotImplemented, "unsupported transfer-encoding", false}
+	errH1TEFinal  = badReq("chunked is not the final transfer-encoding")
 	errH1Version  = &h1Error{http.StatusHTTPVersionNotSupported, "unsupported HTTP version", false}
 	errH1Expect   = &h1Error{http.StatusExpectationFailed, "unsupported expectation", false}
 	// Reason-less on purpose: the body is then exactly "400 Bad Request",
@@ -128,8 +130,8 @@ func parseHead(head []byte, h *h1head, hdr http.Header) error {
 		vals = make([]string, nf)
 	}
 	var kb [64]byte
-	var hosts, tes int
-	keepAlive, teBad := false, false
+	var hosts int
+	keepAlive, teBad, teLate, teChunked := false, false, false, false
 	for i := 0; ; i++ {
 		nl := strings.IndexByte(s, '\n')
 		if nl < 1 || s[nl-1] != '\r' {
@@ -180,12 +182,26 @@ func parseHead(head []byte, h *h1head, hdr http.Header) error {
 			}
 			h.cl = n
 		case "Transfer-Encoding":
-			tes++
 			if h.major == 1 && h.minor == 0 {
 				return badReq("Transfer-Encoding in HTTP/1.0")
 			}
-			if tes > 1 || !strings.EqualFold(val, "chunked") {
-				teBad = true // answered after the other checks (obs-fold, CL)
+			// The codings of all Transfer-Encoding lines form one list
+			// (RFC 9110 §5.3). Answered after the other checks (obs-fold,
+			// CL): chunked anywhere but last is 400 (teLate), any other
+			// coding 501 (teBad).
+			for v := val; ; {
+				el, rest, more := strings.Cut(v, ",")
+				if teChunked {
+					teLate = true
+				}
+				teChunked = strings.EqualFold(trimOWS(el), "chunked")
+				if !teChunked {
+					teBad = true
+				}
+				if !more {
+					break
+				}
+				v = rest
 			}
 			h.chunked = true
 			continue // like net/http: the framing is in TransferEncoding
@@ -223,7 +239,14 @@ func parseHead(head []byte, h *h1head, hdr http.Header) error {
 	if (h.chunked || teBad) && h.cl >= 0 {
 		return errH1Smuggle
 	}
+	if teLate {
+		// RFC 9112 §6.3 (4): a request whose final coding is not chunked
+		// has no reliable length: 400 and close. Chunked applied twice
+		// breaks §6.1 the same way.
+		return errH1TEFinal
+	}
 	if teBad {
+		// RFC 9112 §6.1: a coding the server does not implement is 501.
 		return errH1TE
 	}
 	if h.chunked {

@@ -96,7 +96,9 @@ func TestH1Refusals(t *testing.T) {
 		{"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", "400"}, // a fragment would be forwarded as /a%23b
 		{"GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", "417"},
 		{"GET / HTTP/3.0\r\nHost: a\r\n\r\n", "505"},
-		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", "501"},
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", "400"}, // chunked twice: not final once
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", "400"},
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "501"},
 		{"GET /" + strings.Repeat("a", 70<<10) + " HTTP/1.1\r\nHost: a\r\n\r\n", "414"},
 		{"GET / HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-A: b\r\n", 300) + "\r\n", "431"},
 		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", "400"},
@@ -106,6 +108,34 @@ func TestH1Refusals(t *testing.T) {
 		if !strings.HasPrefix(got, "HTTP/1.1 "+tc.want) || !strings.Contains(got, "Connection: close") {
 			t.Errorf("%.60q: got %.120q", tc.req, got)
 		}
+	}
+}
+
+// A request whose final transfer coding is not chunked is a 400 and a
+// close (RFC 9112 §6.3), one with a coding sluice does not implement a
+// 501 (§6.1), under either HTTP/1.x engine.
+func TestH1TransferCodings(t *testing.T) {
+	for _, engine := range []string{EngineSluice, EngineNetHTTP} {
+		t.Run(engine, func(t *testing.T) {
+			s := start(t, Options{HTTP1Engine: engine}, EndpointConfig{URL: "http://:80", Upstream: up(echoBackend(t))})
+			a := addr(t, s, "127.0.0.1:0")
+			for _, tc := range []struct{ te, want string }{
+				{"chunked, gzip", "400"},
+				{"chunked, identity", "400"},
+				{"chunked,", "400"},
+				{"chunked\r\nTransfer-Encoding: gzip", "400"},
+				{"gzip, chunked", "501"},
+				{"gzip", "501"},
+				{"xchunked", "501"},
+			} {
+				got := raw(t, a, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "+tc.te+"\r\n\r\n0\r\n\r\n"+
+					"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
+				if !strings.HasPrefix(got, "HTTP/1.1 "+tc.want) || !strings.Contains(got, "Connection: close") ||
+					strings.Count(got, "HTTP/1.1 ") != 1 {
+					t.Errorf("%q: got %.160q", tc.te, got)
+				}
+			}
+		})
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 // vector:
 //
 //   - lines end in CRLF; a bare LF (or bare CR) anywhere in the head is 400;
+//   - up to maxLeadingCRLF empty lines before the request line are
+//     dropped (RFC 9112 §2.2), one more is 400;
 //   - obs-fold, whitespace before the colon, non-token names, CTL/NUL in
 //     values are 400;
 //   - Content-Length is digits only; several must be identical; with
@@ -73,11 +75,19 @@ type h1head struct {
 
 var errHeadEOF = errors.New("connection closed before a request head")
 
+// maxLeadingCRLF is how many empty lines (CRLF) may come before a request
+// line. RFC 9112 §2.2: a server SHOULD ignore at least one, which some
+// clients send after a POST body; more than a few are refused, so a
+// stream of CRLFs is answered instead of read forever.
+const maxLeadingCRLF = 4
+
 // readHead copies one request head (request line to the empty line, CRLFs
-// included) from br into dst[:0]; max bounds its size.
+// included) from br into dst[:0], dropping up to maxLeadingCRLF empty
+// lines before it; max bounds its size.
 func readHead(br *bufio.Reader, dst []byte, max int) ([]byte, error) {
 	dst = dst[:0]
 	start := 0 // start of the current line in dst
+	skipped := 0
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(dst)+len(line) > max {
@@ -99,6 +109,11 @@ func readHead(br *bufio.Reader, dst []byte, max int) ([]byte, error) {
 		l := dst[start:]
 		if len(l) <= 2 && (len(l) == 1 || l[0] == '\r') {
 			if start == 0 {
+				if len(l) == 2 && skipped < maxLeadingCRLF {
+					skipped++
+					dst = dst[:0]
+					continue
+				}
 				return dst, badReq("empty request line")
 			}
 			return dst, nil

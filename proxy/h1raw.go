@@ -165,8 +165,11 @@ func (c *h1conn) serveRaw(rc syscall.RawConn) rawOutcome {
 		c.refuse(refused)
 		return rawEnd
 	case err != nil:
-		if isTimeout(err) && c.br.Buffered() > 0 {
-			c.refuse(err) // 408: a head begun but not finished in time
+		if n := c.br.Buffered(); isTimeout(err) && n > 2*leadingCRLF(peekAll(c.br)) {
+			// 408: a head begun but not finished in time. Empty lines
+			// alone begin none: the connection ends silently, as when
+			// readHead times out after dropping them.
+			c.refuse(err)
 		}
 		return rawEnd
 	}
@@ -174,12 +177,29 @@ func (c *h1conn) serveRaw(rc syscall.RawConn) rawOutcome {
 }
 
 // headComplete says whether br holds a whole request head as readHead
-// reads it: up to a line that is empty ("\n" or "\r\n"), the first one
-// included (readHead refuses it without reading further).
+// reads it: past the empty lines it drops (leadingCRLF), up to a line that
+// is empty ("\n" or "\r\n"), the first one included (readHead refuses it
+// without reading further).
 func headComplete(br *bufio.Reader) bool {
 	b, _ := br.Peek(br.Buffered())
+	b = b[2*leadingCRLF(b):]
 	return bytes.HasPrefix(b, lf) || bytes.HasPrefix(b, crlf) ||
 		bytes.Contains(b, lflf) || bytes.Contains(b, lfcrlf)
+}
+
+// leadingCRLF counts the empty lines at the start of b that readHead drops
+// before a request line.
+func leadingCRLF(b []byte) int {
+	n := 0
+	for n < maxLeadingCRLF && len(b) >= 2*(n+1) && b[2*n] == '\r' && b[2*n+1] == '\n' {
+		n++
+	}
+	return n
+}
+
+func peekAll(br *bufio.Reader) []byte {
+	b, _ := br.Peek(br.Buffered())
+	return b
 }
 
 var lf, crlf, lflf, lfcrlf = []byte("\n"), []byte("\r\n"), []byte("\n\n"), []byte("\n\r\n")

@@ -390,3 +390,74 @@ func TestBodylessAnswersKeepTheirRequestID(t *testing.T) {
 		}
 	})
 }
+
+// Empty lines before a request line are dropped, up to maxLeadingCRLF
+// (RFC 9112 §2.2), the same in raw mode and with conn reads: the stray
+// CRLF some clients send after a POST body must not cost the next
+// pipelined request. Bare LF stays refused, more empty lines are a 400,
+// and a connection that sends empty lines only ends at the read-header
+// timeout, without an answer.
+func TestH1LeadingCRLF(t *testing.T) {
+	b := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Method+" "+r.URL.Path+" "+string(body))
+	})
+	bothModes(t, func(t *testing.T) {
+		s := start(t, Options{Limits: Limits{ReadHeaderTimeout: 300 * time.Millisecond}},
+			EndpointConfig{URL: "http://:80", Upstream: up(b.URL)})
+		a := addr(t, s, "127.0.0.1:0")
+
+		// Pipelined in one write, then in separate ones.
+		c := dialRaw(t, a)
+		c.send("POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc\r\nGET /g HTTP/1.1\r\nHost: a\r\n\r\n")
+		for _, want := range []string{"POST /p abc", "GET /g "} {
+			if code, body := c.answer(); code != 200 || body != want {
+				t.Fatalf("pipelined: %d %q, want %q", code, body, want)
+			}
+		}
+		c.send("POST /p2 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx\r\n")
+		if code, body := c.answer(); code != 200 || body != "POST /p2 x" {
+			t.Fatalf("POST with stray CRLF: %d %q", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+		c.send("\r\n\r\n")
+		time.Sleep(20 * time.Millisecond)
+		c.send("GET /g2 HTTP/1.1\r\nHost: a\r\n\r\n")
+		if code, body := c.answer(); code != 200 || body != "GET /g2 " {
+			t.Fatalf("GET after stray CRLFs: %d %q", code, body)
+		}
+
+		for _, tc := range []struct {
+			req  string
+			want int
+		}{
+			{"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 200},
+			{strings.Repeat("\r\n", maxLeadingCRLF) + "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 200},
+			{strings.Repeat("\r\n", maxLeadingCRLF+1) + "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+			{"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+			{"\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		} {
+			c := dialRaw(t, a)
+			c.send(tc.req)
+			if code, _ := c.answer(); code != tc.want {
+				t.Errorf("%q: %d, want %d", tc.req, code, tc.want)
+			}
+		}
+
+		// Empty lines only: no answer, closed at the read-header timeout.
+		for _, lines := range []string{"\r\n", "\r\n\r\n\r\n\r\n"} {
+			c = dialRaw(t, a)
+			c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			c.answer()
+			c.send(lines)
+			c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			start := time.Now()
+			if n, err := c.br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Fatalf("%q only: %d %v", lines, n, err)
+			}
+			if d := time.Since(start); d < 250*time.Millisecond {
+				t.Fatalf("%q only: closed after %v, before the read-header timeout", lines, d)
+			}
+		}
+	})
+}

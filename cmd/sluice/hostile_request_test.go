@@ -146,7 +146,12 @@ func hostileCases() []hostileCase {
 			status: []int{431}, close: true},
 		{name: "TLS hello on a plain port", req: "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + strings.Repeat("\x00", 40) + "\r\n\r\n", status: []int{400}, close: true},
 		{name: "binary garbage", req: "\xff\xfe\x00\x01garbage\r\n\r\n", status: []int{400}, close: true},
-		{name: "blank lines before the request", req: "\r\n\r\nGET / HTTP/1.1\r\nHost: h.test\r\n\r\n", status: []int{200, 400}},
+		// RFC 9112 §2.2: a few empty lines before a request line are
+		// ignored; a bare LF or a stream of them is not.
+		{name: "blank lines before the request", req: "\r\n\r\nGET / HTTP/1.1\r\nHost: h.test\r\n\r\n", status: []int{200}},
+		{name: "bare LF before the request", req: "\nGET / HTTP/1.1\r\nHost: h.test\r\n\r\n", status: []int{400}, close: true},
+		{name: "many blank lines before the request", req: strings.Repeat("\r\n", 64) + "GET / HTTP/1.1\r\nHost: h.test\r\n\r\n",
+			status: []int{400}, close: true},
 		{name: "h2 preface then garbage", req: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + strings.Repeat("\xff", 64), status: nil, close: true},
 		{name: "Connection: close", req: "GET / HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n", status: []int{200}, close: true},
 		{name: "Upgrade h2c without settings", req: "GET / HTTP/1.1\r\nHost: h.test\r\nUpgrade: h2c\r\n\r\n", status: []int{200},
@@ -267,6 +272,46 @@ func TestHostileRequests(t *testing.T) {
 				tc.check(t, own)
 			}
 		})
+	}
+}
+
+// The stray CRLF some clients send after a POST body must not cost the
+// next request on the connection (RFC 9112 §2.2: a server SHOULD ignore
+// at least one empty line before a request line): both are answered 200.
+func TestHostilePipelinedStrayCRLF(t *testing.T) {
+	t.Parallel()
+	b := newRecBackend(t)
+	e := startEdge(t, b.addr(), "")
+	m := b.mark()
+	c := dialRaw(t, e.addr)
+	c.send("POST /post HTTP/1.1\r\nHost: h.test\r\nContent-Length: 5\r\n\r\nhello\r\n" +
+		"GET /next HTTP/1.1\r\nHost: h.test\r\n\r\n")
+	for _, want := range []string{"ok /post 5", "ok /next 0"} {
+		res, body, err := c.response("GET")
+		if err != nil {
+			t.Fatalf("no answer for %q: %v", want, err)
+		}
+		if res.StatusCode != 200 || body != want {
+			t.Fatalf("got %d %q, want 200 %q", res.StatusCode, body, want)
+		}
+	}
+	// The same with the CRLF and the next request in later writes.
+	c.send("POST /post2 HTTP/1.1\r\nHost: h.test\r\nContent-Length: 2\r\n\r\nhi")
+	if res, body, err := c.response("POST"); err != nil || res.StatusCode != 200 || body != "ok /post2 2" {
+		t.Fatalf("second POST: %v %v %q", err, res, body)
+	}
+	c.send("\r\n")
+	time.Sleep(50 * time.Millisecond)
+	c.send("GET /next2 HTTP/1.1\r\nHost: h.test\r\n\r\n")
+	if res, body, err := c.response("GET"); err != nil || res.StatusCode != 200 || body != "ok /next2 0" {
+		t.Fatalf("GET after a late CRLF: %v %v %q", err, res, body)
+	}
+	var paths []string
+	for _, r := range b.since(m) {
+		paths = append(paths, r.Method+" "+r.Path+" "+r.Body)
+	}
+	if want := []string{"POST /post hello", "GET /next ", "POST /post2 hi", "GET /next2 "}; !slices.Equal(paths, want) {
+		t.Errorf("backend got %q, want %q", paths, want)
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 // maxLeadingCRLF empty lines before the request line (RFC 9112 §2.2),
 // which http.ReadRequest refuses and net/http's server drops before
 // calling it (after a POST), so net/http is given the bytes without them.
+// Fields whose name has a "_" are dropped by the engine (parseHead) and
+// kept by net/http; no field compared here has one.
 func FuzzH1Request(f *testing.F) {
 	seeds := []string{
 		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",

@@ -28,6 +28,7 @@ import (
 //     target's form;
 //     an absolute-form target's authority replaces it; "*" is for OPTIONS
 //     only;
+//   - fields whose name has a "_" are dropped (dropUnderscored);
 //   - the head is bounded like net/http's (MaxHeaderBytes + 4 KiB): 414 when
 //     the request line alone is too long, else 431; at most maxH1Fields
 //     fields (431).
@@ -71,6 +72,7 @@ type h1head struct {
 	close                 bool // the client wants the connection closed after this
 	expect100             bool
 	trailer               bool // a Trailer field was declared
+	dropped               int  // fields dropped for a "_" in their name
 }
 
 var errHeadEOF = errors.New("connection closed before a request head")
@@ -165,15 +167,25 @@ func parseHead(head []byte, h *h1head, hdr http.Header) error {
 			return badReq("malformed header line")
 		}
 		name, val := line[:c], trimOWS(line[c+1:])
+		under := false
 		for j := 0; j < len(name); j++ {
 			if !tokenByte[name[j]] {
 				return badReq("invalid header field name")
 			}
+			under = under || name[j] == '_'
 		}
 		for j := 0; j < len(val); j++ {
 			if b := val[j]; (b < ' ' && b != '\t') || b == 0x7f {
 				return badReq("invalid header field value")
 			}
+		}
+		if under {
+			// Dropped as nginx does (underscores_in_headers off): CGI,
+			// WSGI and PHP-FPM map "_" and "-" to one variable, so
+			// X_Forwarded_For would pass for the X-Forwarded-For the
+			// proxy writes.
+			h.dropped++
+			continue
 		}
 		key := canonKey(name, &kb)
 		switch key {

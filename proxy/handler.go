@@ -192,9 +192,20 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 
 	// The engine's parser checked Host already (validHost); net/http, its
 	// HTTP/1.x fallback, and HTTP/2 let any sub-delim through, which
-	// X-Forwarded-Host and Forwarded would then carry.
-	_, engine := w.(*h1writer)
+	// X-Forwarded-Host and Forwarded would then carry. The same parser
+	// dropped fields named with "_", which these keep.
+	hw, engine := w.(*h1writer)
 	badHost := !engine && !validHost(r.Host)
+	var dropped int
+	if engine {
+		dropped = hw.c.h.dropped
+	} else {
+		dropped = dropUnderscored(r.Header)
+	}
+	if dropped > 0 {
+		s.log.LogAttrs(x.Ctx, slog.LevelDebug, "request header fields with '_' dropped",
+			slog.String("request_id", x.ID), slog.Int("fields", dropped))
+	}
 
 	v := s.tbl.Acquire()
 	defer v.Release()

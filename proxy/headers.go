@@ -16,6 +16,23 @@ import (
 // proxy itself writes Host, the body framing, X-Forwarded-*, Forwarded, Via
 // and X-Request-Id.
 
+// dropUnderscored deletes the fields whose name contains "_" and returns
+// how many there were. nginx drops them by default (underscores_in_headers
+// off): CGI, WSGI and PHP-FPM turn "_" and "-" into the same variable, so
+// a client's X_Forwarded_For would stand for the X-Forwarded-For the proxy
+// writes. The HTTP/1.x engine drops them while parsing (parseHead); this
+// is for HTTP/2 and the net/http engine.
+func dropUnderscored(h http.Header) int {
+	n := 0
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 {
+			delete(h, k)
+			n++
+		}
+	}
+	return n
+}
+
 // skipRequestHeader reports whether a client header is not copied verbatim
 // to the upstream (either hop-by-hop or rewritten by the proxy).
 func skipRequestHeader(k string) bool {

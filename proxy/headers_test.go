@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/exchange"
+	"github.com/sluicehq/sluice/proxy/certs"
 )
 
 // echoHeaders answers with the request head as the upstream saw it.
@@ -162,5 +164,81 @@ func TestPolicyResponseHeaderInjection(t *testing.T) {
 	raw, _ := io.ReadAll(c)
 	if strings.Contains(string(raw), "X-Injected") || strings.Contains(string(raw), "X-Evil") || !strings.Contains(string(raw), "X-Good: fine") {
 		t.Errorf("client got:\n%s", raw)
+	}
+}
+
+// Fields whose name contains "_" are dropped before policies and the
+// upstream see them (nginx's underscores_in_headers off), over both
+// HTTP/1.x engines and HTTP/2, and the request still succeeds.
+func TestUnderscoreHeadersDropped(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	hk := &hooks{request: func(x *exchange.Exchange) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = seen[:0]
+		for k := range x.Req.Header {
+			seen = append(seen, k)
+		}
+		return nil
+	}}
+	be := echoHeaders(t)
+	pair, pool := selfSigned(t, "app.test")
+	check := func(t *testing.T, h http.Header) {
+		t.Helper()
+		for k := range h {
+			if strings.Contains(k, "_") {
+				t.Errorf("%s reached the upstream: %v", k, h[k])
+			}
+		}
+		mu.Lock()
+		for _, k := range seen {
+			if strings.Contains(k, "_") {
+				t.Errorf("%s reached the policy", k)
+			}
+		}
+		mu.Unlock()
+		if got := strings.Join(h["X-Forwarded-For"], "|"); got != "127.0.0.1" {
+			t.Errorf("X-Forwarded-For = %q", got)
+		}
+		if h.Get("X-Keep") != "yes" {
+			t.Errorf("X-Keep = %q: other fields must pass", h.Get("X-Keep"))
+		}
+	}
+	for _, engine := range []string{EngineSluice, EngineNetHTTP} {
+		t.Run(engine, func(t *testing.T) {
+			s := start(t, Options{HTTP1Engine: engine},
+				EndpointConfig{URL: "http://:80", Upstream: up(be), Hooks: hk},
+				EndpointConfig{URL: "https://app.test:443", Listen: "127.0.0.2:0", TLS: []certs.Pair{pair}, Upstream: up(be), Hooks: hk})
+			a := addr(t, s, "127.0.0.1:0")
+			h, res := headersVia(t, a, "GET / HTTP/1.1\r\nHost: app.test\r\nX_Forwarded_For: 6.6.6.6\r\n"+
+				"x_forwarded_host: evil\r\nX-Keep: yes\r\nTransfer_Encoding: chunked\r\nContent_Length: 5\r\nX_A: 1\r\n\r\n")
+			if res.StatusCode != 200 {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			check(t, h)
+			if engine != EngineSluice {
+				return
+			}
+			c := h2Client(pool, "app.test")
+			defer c.CloseIdleConnections()
+			req, _ := http.NewRequest("GET", "https://"+addr(t, s, "127.0.0.2:0")+"/", nil)
+			req.Header["X_Forwarded_For"] = []string{"6.6.6.6"}
+			req.Header["X_a"] = []string{"1"}
+			req.Header.Set("X-Keep", "yes")
+			r2, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r2.Body.Close()
+			if r2.ProtoMajor != 2 || r2.StatusCode != 200 {
+				t.Fatalf("h2: %s %d", r2.Proto, r2.StatusCode)
+			}
+			var h2 http.Header
+			if err := json.NewDecoder(r2.Body).Decode(&h2); err != nil {
+				t.Fatal(err)
+			}
+			check(t, h2)
+		})
 	}
 }

@@ -132,6 +132,23 @@ func hostileCases() []hostileCase {
 					t.Errorf("backend request %+v, want Host a.test", r)
 				}
 			}},
+		// As nginx (underscores_in_headers off): a name with "_" is dropped,
+		// since CGI-style backends read X_Forwarded_For as X-Forwarded-For.
+		{name: "underscores in names", req: "GET / HTTP/1.1\r\nHost: h.test\r\nX_Forwarded_For: 6.6.6.6\r\n" +
+			"X_Real_IP: 6.6.6.6\r\nx_forwarded_host: evil\r\nContent_Length: 5\r\nX-Keep: yes\r\n\r\n", status: []int{200},
+			check: func(t *testing.T, r *recReq) {
+				if r == nil {
+					t.Fatal("request did not reach the backend")
+				}
+				for k := range r.Header {
+					if strings.Contains(k, "_") {
+						t.Errorf("%s reached the backend: %q", k, r.Header[k])
+					}
+				}
+				if xff := r.Header.Values("X-Forwarded-For"); len(xff) != 1 || xff[0] != "127.0.0.1" || r.Header.Get("X-Keep") != "yes" {
+					t.Errorf("backend headers %q", r.Header)
+				}
+			}},
 		{name: "invalid method", req: "G(T / HTTP/1.1\r\nHost: h.test\r\n\r\n", status: []int{400, 405, 501}, close: true},
 		{name: "NUL in method", req: "G\x00T / HTTP/1.1\r\nHost: h.test\r\n\r\n", status: []int{400, 501}, close: true},
 		{name: "HTTP/0.9", req: "GET /\r\n\r\n", status: []int{400, 505}, close: true},

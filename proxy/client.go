@@ -377,6 +377,18 @@ func (pc *pconn) flushThenWait(fd uintptr) bool {
 	return true
 }
 
+// Interim (1xx) answers from an upstream are bounded per request: an
+// upstream must not flood the client with Early Hints nor hold the request
+// (each one re-arms ResponseHeaderTimeout) with endless 1xx. The first
+// maxHints 103s are passed on and later ones dropped; past maxInterim 1xx
+// of any kind the request fails with 502. Go's Transport failed past 5
+// before Go 1.24 (now it bounds their total size); 32 leaves room for a
+// 100 Continue and a few 102s besides the hints.
+const (
+	maxHints   = 5
+	maxInterim = 32
+)
+
 // readHead reads the response head, skipping 1xx answers other than 101.
 // ResponseHeaderTimeout counts from the end of the upload.
 // armed says the deadline was set just before. The deadline is left set:
@@ -384,6 +396,7 @@ func (pc *pconn) flushThenWait(fd uintptr) bool {
 func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter, xs *xstate, armed bool) error {
 	h := &xs.head
 	rht := pc.p.limits.ResponseHeaderTimeout
+	interim, hints := 0, 0
 	for {
 		for bw != nil && !bw.finished() {
 			// Wait for the first byte without a deadline while the upload
@@ -406,7 +419,11 @@ func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter, xs
 			return err
 		}
 		if h.status >= 100 && h.status < 200 && h.status != http.StatusSwitchingProtocols {
-			if h.status == http.StatusEarlyHints {
+			if interim++; interim > maxInterim {
+				return badResponse("too many interim (1xx) responses")
+			}
+			if h.status == http.StatusEarlyHints && hints < maxHints {
+				hints++
 				xs.earlyHints(h.header)
 			}
 			continue

@@ -8,7 +8,8 @@
 // own engine (h1server.go): one goroutine per connection and no background
 // reader, pooled buffers, a strict RFC 9112 head parser (bare LF, obs-fold,
 // CL+TE, unknown Transfer-Encoding, bad Host and oversized heads are refused
-// before any handler runs; FuzzH1Request compares it with net/http's), and
+// before any handler runs, fields named with "_" are dropped;
+// FuzzH1Request compares it with net/http's), and
 // a response writer that writes the head straight from the handler's
 // header map. It hands the h2c preface to net/http's server and hijacks for
 // upgrades. Options.HTTP1Engine = "net/http" switches back to net/http's

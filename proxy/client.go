@@ -411,10 +411,12 @@ func (pc *pconn) readHead(ctx context.Context, method string, bw *bodyWriter, xs
 				return err
 			}
 		}
+		// response_header_timeout covers all the interim answers and the
+		// final head together: a 1xx does not restart it.
 		if !armed {
 			pc.rhtDL.arm(pc.c, rht)
+			armed = true
 		}
-		armed = false
 		if err := readResponseHead(pc.br, &pc.head, method, h); err != nil {
 			return err
 		}

@@ -23,6 +23,9 @@ import (
 // maxResponseHead bounds an upstream's response head.
 const maxResponseHead = 256 << 10
 
+// maxLeadingBlanks is how many blank lines may precede a status line.
+const maxLeadingBlanks = 4
+
 var errBadResponse = badResponse("malformed status line or header")
 
 // badResponse is the error for an upstream answer that breaks HTTP/1.1.
@@ -53,7 +56,7 @@ const (
 // between calls to collect the head's lines.
 func readResponseHead(br *bufio.Reader, scratch *[]byte, method string, h *respHead) error {
 	buf := (*scratch)[:0]
-	lines := 0
+	lines, blanks := 0, 0
 	for {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
@@ -66,7 +69,12 @@ func readResponseHead(br *bufio.Reader, scratch *[]byte, method string, h *respH
 			return err
 		}
 		if len(buf) == 0 && (len(line) == 2 && line[0] == '\r' || len(line) == 1) {
-			continue // tolerate stray blank lines before the status line
+			// Tolerate a few stray blank lines before the status line, as
+			// the request side does; an endless run is not an answer.
+			if blanks++; blanks > maxLeadingBlanks {
+				return badResponse("blank lines instead of a status line")
+			}
+			continue
 		}
 		buf = append(buf, line...)
 		lines++

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 )
 
@@ -106,7 +107,7 @@ func writeBody(bw *bufio.Writer, body io.Reader, cl int64, trailer http.Header) 
 	}
 	bw.WriteString("0\r\n")
 	for k, vv := range trailer {
-		if badTrailer(k) {
+		if badTrailer(k) || strings.IndexByte(k, '_') >= 0 { // as request headers (dropUnderscored)
 			continue
 		}
 		for _, v := range vv {

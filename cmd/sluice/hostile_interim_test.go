@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,6 +25,8 @@ func TestHostileUpstreamInterimFlood(t *testing.T) {
 	u.answer("/mixed", strings.Repeat("HTTP/1.1 102 Processing\r\n\r\n", 20)+strings.Repeat(hint, 8)+final)
 	u.answer("/flood", strings.Repeat(hint, 300)+final)
 	u.answer("/processing", strings.Repeat("HTTP/1.1 102 Processing\r\n\r\n", 300)+final)
+	u.answer("/blanks", "\r\n\r\n"+final)
+	u.answer("/blank-flood", strings.Repeat("\r\n", 64)+final)
 	e := startEdge(t, u.ln.Addr().String(), "")
 
 	for _, tc := range []struct {
@@ -34,6 +39,8 @@ func TestHostileUpstreamInterimFlood(t *testing.T) {
 		{"/mixed", 5, 200},
 		{"/flood", 5, 502},
 		{"/processing", 0, 502},
+		{"/blanks", 0, 200},      // a few stray blank lines are tolerated
+		{"/blank-flood", 0, 502}, // an endless run is no answer
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			c := dialRaw(t, e.addr)
@@ -67,5 +74,31 @@ func TestHostileUpstreamInterimFlood(t *testing.T) {
 	// still gets its own answer.
 	if code, body, _ := get(t, e.addr, "h.test", "/clean"); code != http.StatusOK || body != "own /clean" {
 		t.Errorf("after the floods: %d %q", code, body)
+	}
+}
+
+// response_header_timeout bounds the wait for the final head, interim
+// answers included: an upstream that drips a 102 every 300 ms never
+// restarts it, and the client gets a 504 about when the timeout ends.
+func TestHostileUpstreamInterimDrip(t *testing.T) {
+	t.Parallel()
+	ln := serveRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		for i := 0; i < 30; i++ {
+			if _, err := io.WriteString(c, "HTTP/1.1 102 Processing\r\n\r\n"); err != nil {
+				return
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	})
+	e := startEdge(t, ln.Addr().String(), "  response_header_timeout: 1s\n")
+	start := time.Now()
+	code, body, _ := get(t, e.addr, "h.test", "/drip")
+	took := time.Since(start)
+	if code != http.StatusGatewayTimeout || took > 4*time.Second {
+		t.Fatalf("got %d %q after %v, want 504 within about 1-2 s", code, body, took)
 	}
 }

@@ -95,7 +95,7 @@ func DefaultLimits() Limits {
 		ShutdownTimeout:       30 * time.Second,
 		MaxHeaderBytes:        64 << 10,
 		MaxBodyBytes:          100 << 20,
-		MaxIdleConnsPerHost:   256,
+		MaxIdleConnsPerHost:   1024,
 	}
 }
 

@@ -114,7 +114,7 @@ func limitFlags(fs *flag.FlagSet, l *config.Limits) {
 	fs.Var(sizeFlag{&l.MaxHeaderBytes}, "max-header-bytes", "largest request header accepted, a `SIZE` such as 64KiB (default 64KiB)")
 	fs.Var(sizeFlag{&l.MaxBodyBytes}, "max-body-bytes", "largest request body accepted, a `SIZE` such as 10MB (default 100MiB)")
 	fs.Var(durationFlag{&l.UpstreamIdleTimeout}, "upstream-idle-timeout", "close pooled upstream connections unused this `DURATION` (default 1m30s)")
-	fs.Var(countFlag{&l.UpstreamIdleConns}, "upstream-idle-conns", "most idle connections kept per upstream target, a `NUMBER` (default 256)")
+	fs.Var(countFlag{&l.UpstreamIdleConns}, "upstream-idle-conns", "most idle connections kept per upstream target, a `NUMBER` (default 1024)")
 }
 
 // printFlags lists fs's flags the way users type them (--name; -c for

@@ -33,6 +33,9 @@ type connPool struct {
 	mu     sync.Mutex
 	idle   []*pconn
 	closed bool
+	// reaper closes expired idle connections when no traffic comes to do
+	// it (put drops the oldest on the way); armed while any are idle.
+	reaper *time.Timer
 }
 
 // pconn is one upstream connection with its buffers.
@@ -54,6 +57,25 @@ type pconn struct {
 	sent   bool
 	probe  bool
 	werr   error
+	// stallAt is when armStall last moved the read deadline (nanotime).
+	stallAt int64
+}
+
+// armStall gives the upstream upstream_stall_timeout from now to send the
+// next bytes of an answer's body (nginx's proxy_read_timeout), so that a
+// body that stops without the connection closing does not hold the
+// exchange, its client and this connection for ever. The deadline moves at
+// most about once a second and lies a second further out, so it never
+// fires early.
+func (pc *pconn) armStall() {
+	d := pc.p.limits.UpstreamStallTimeout
+	if d <= 0 {
+		return
+	}
+	if now := nanotime(); pc.stallAt == 0 || now-pc.stallAt >= int64(time.Second) {
+		pc.stallAt = now
+		pc.setReadDeadline(time.Now().Add(d + time.Second))
+	}
 }
 
 // errStray is what a reused connection's probe found: an EOF, an error or
@@ -116,9 +138,36 @@ func (p *connPool) put(pc *pconn) {
 		p.idle = p.idle[:len(p.idle)-1]
 	}
 	p.idle = append(p.idle, pc)
+	if p.reaper == nil {
+		p.reaper = time.AfterFunc(p.limits.UpstreamIdleTimeout, p.reap)
+	}
 	p.mu.Unlock()
 	if evict != nil {
 		evict.c.Close()
+	}
+}
+
+// reap closes the idle connections unused for upstream_idle_timeout and
+// comes back when the oldest remaining one will be.
+func (p *connPool) reap() {
+	var expired []*pconn
+	p.mu.Lock()
+	now, d := nanotime(), p.limits.UpstreamIdleTimeout
+	n := 0
+	for n < len(p.idle) && time.Duration(now-p.idle[n].idleAt) >= d {
+		n++
+	}
+	expired = append(expired, p.idle[:n]...)
+	m := copy(p.idle, p.idle[n:])
+	clear(p.idle[m:])
+	p.idle = p.idle[:m]
+	p.reaper = nil
+	if len(p.idle) > 0 && !p.closed {
+		p.reaper = time.AfterFunc(d-time.Duration(now-p.idle[0].idleAt), p.reap)
+	}
+	p.mu.Unlock()
+	for _, c := range expired {
+		c.c.Close()
 	}
 }
 
@@ -127,6 +176,10 @@ func (p *connPool) close() {
 	p.closed = true
 	idle := p.idle
 	p.idle = nil
+	if p.reaper != nil {
+		p.reaper.Stop()
+		p.reaper = nil
+	}
 	p.mu.Unlock()
 	for _, c := range idle {
 		c.c.Close()
@@ -306,11 +359,14 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 		ContentLength: -1,
 		Trailer:       head.trailer,
 	}
-	if !(head.mode == bodyNone || head.mode == bodyFixed && int64(pc.br.Buffered()) >= head.length) || head.status == http.StatusSwitchingProtocols {
-		// More reads follow, without the head's deadline. (An answer
-		// already in the buffer leaves it set: the next request on this
-		// connection sets its own before reading.)
-		pc.setReadDeadline(time.Time{})
+	if head.status == http.StatusSwitchingProtocols {
+		pc.setReadDeadline(time.Time{}) // the pipe keeps its own time
+	} else if !(head.mode == bodyNone || head.mode == bodyFixed && int64(pc.br.Buffered()) >= head.length) {
+		// More reads follow, each under upstream_stall_timeout rather than
+		// the head's deadline. (An answer already in the buffer leaves it
+		// set: the next request on this connection sets its own.)
+		pc.stallAt = 0
+		pc.armStall()
 	}
 	if head.status == http.StatusSwitchingProtocols {
 		if !upgrade {
@@ -545,6 +601,9 @@ func (e *upstreamBodyError) Unwrap() error { return e.err }
 func (b *h1Body) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
+	}
+	if b.pc.br.Buffered() == 0 {
+		b.pc.armStall() // this read waits for the upstream
 	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {

@@ -336,8 +336,8 @@ func upstreamsKey(kind epKind, cfg EndpointConfig, l Limits) (string, bool) {
 	if u.HealthCheck != nil {
 		hc = fmt.Sprintf("%+v", *u.HealthCheck)
 	}
-	return fmt.Sprintf("%v|%q|%s|%s|%+v|%v|%s|%s|%s|%d", kind == kindHTTP || kind == kindHTTPS, u.URLs, u.Balance, hc,
-		u.Passive, cfg.InsecureSkipVerify, l.DialTimeout, l.ResponseHeaderTimeout, l.UpstreamIdleTimeout, l.MaxIdleConnsPerHost), true
+	return fmt.Sprintf("%v|%q|%s|%s|%+v|%v|%s|%s|%s|%s|%d", kind == kindHTTP || kind == kindHTTPS, u.URLs, u.Balance, hc,
+		u.Passive, cfg.InsecureSkipVerify, l.DialTimeout, l.ResponseHeaderTimeout, l.UpstreamStallTimeout, l.UpstreamIdleTimeout, l.MaxIdleConnsPerHost), true
 }
 
 // hostRouter picks an endpoint by host: exact name, then the longest

@@ -65,6 +65,11 @@ type Limits struct {
 	// header after the request was sent. Default 60s; exceeding it answers
 	// 504.
 	ResponseHeaderTimeout time.Duration
+	// UpstreamStallTimeout bounds how long an HTTP/1.1 upstream may send
+	// nothing more of an answer it began, or take nothing more of an
+	// upload (nginx's proxy_read_timeout and proxy_send_timeout, which
+	// default to 60s). Default 5m, long enough for quiet event streams.
+	UpstreamStallTimeout time.Duration
 	// UpstreamIdleTimeout closes pooled upstream connections unused this
 	// long. Default 90s.
 	UpstreamIdleTimeout time.Duration
@@ -91,6 +96,7 @@ func DefaultLimits() Limits {
 		BodyReadTimeout:       60 * time.Second,
 		DialTimeout:           10 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
+		UpstreamStallTimeout:  5 * time.Minute,
 		UpstreamIdleTimeout:   90 * time.Second,
 		ShutdownTimeout:       30 * time.Second,
 		MaxHeaderBytes:        64 << 10,
@@ -109,6 +115,7 @@ func (l Limits) validate() error {
 		{"read_header_timeout", l.ReadHeaderTimeout}, {"idle_timeout", l.IdleTimeout},
 		{"body_read_timeout", l.BodyReadTimeout},
 		{"dial_timeout", l.DialTimeout}, {"response_header_timeout", l.ResponseHeaderTimeout},
+		{"upstream_stall_timeout", l.UpstreamStallTimeout},
 		{"upstream_idle_timeout", l.UpstreamIdleTimeout}, {"shutdown_timeout", l.ShutdownTimeout},
 	} {
 		if f.d < 0 {
@@ -132,6 +139,7 @@ func (l Limits) withDefaults(d Limits) Limits {
 	orDefault(&l.WriteTimeout, d.WriteTimeout)
 	orDefault(&l.DialTimeout, d.DialTimeout)
 	orDefault(&l.ResponseHeaderTimeout, d.ResponseHeaderTimeout)
+	orDefault(&l.UpstreamStallTimeout, d.UpstreamStallTimeout)
 	orDefault(&l.UpstreamIdleTimeout, d.UpstreamIdleTimeout)
 	orDefault(&l.ShutdownTimeout, d.ShutdownTimeout)
 	orDefault(&l.MaxHeaderBytes, d.MaxHeaderBytes)

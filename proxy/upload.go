@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // bodyWriter uploads a request body concurrently with reading the answer.
@@ -43,16 +45,42 @@ func (w *bodyWriter) run(pc *pconn, body io.Reader, cl int64, trailer http.Heade
 		close(w.done)
 		return
 	}
-	err := writeBody(pc.bw, body, cl, trailer)
+	// An upstream that takes nothing more of the upload for
+	// upload_stall_timeout fails it (nginx's proxy_send_timeout): the write
+	// deadline moves on with every piece read from the client.
+	sr := &stallReader{r: body, c: pc.c, d: pc.p.limits.UpstreamStallTimeout}
+	err := writeBody(pc.bw, sr, cl, trailer)
 	if err == nil {
 		err = pc.bw.Flush()
 	}
+	pc.c.SetWriteDeadline(time.Time{})
 	w.err = err
 	close(w.done)
 	if err != nil && isClientBodyErr(err) {
 		// The upstream got a truncated request: unblock the reader.
 		pc.c.Close()
 	}
+}
+
+// stallReader reads an upload's body and, before each piece, moves the
+// upstream connection's write deadline to d from now (at most about once a
+// second: the deadline lies a second further out, so it never fires
+// early), so that only a write that makes no progress for d fails.
+type stallReader struct {
+	r  io.Reader
+	c  net.Conn
+	d  time.Duration
+	at int64 // nanotime() of the last move
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if s.d > 0 {
+		if now := nanotime(); s.at == 0 || now-s.at >= int64(time.Second) {
+			s.at = now
+			s.c.SetWriteDeadline(time.Now().Add(s.d + time.Second))
+		}
+	}
+	return s.r.Read(p)
 }
 
 func writeBody(bw *bufio.Writer, body io.Reader, cl int64, trailer http.Header) error {

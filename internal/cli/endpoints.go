@@ -62,6 +62,7 @@ func proxyLimits(l config.Limits) proxy.Limits {
 		ShutdownTimeout:       l.ShutdownTimeout.D(),
 		MaxHeaderBytes:        int(l.MaxHeaderBytes),
 		MaxBodyBytes:          int64(l.MaxBodyBytes),
+		UpstreamStallTimeout:  l.UpstreamStallTimeout.D(),
 		UpstreamIdleTimeout:   l.UpstreamIdleTimeout.D(),
 		MaxIdleConnsPerHost:   int(l.UpstreamIdleConns),
 	}

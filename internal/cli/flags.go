@@ -110,6 +110,7 @@ func limitFlags(fs *flag.FlagSet, l *config.Limits) {
 	fs.Var(durationFlag{&l.BodyReadTimeout}, "body-read-timeout", "max `DURATION` to wait for the next bytes of a request body; a stalled upload gets 408 (default 1m)")
 	fs.Var(durationFlag{&l.DialTimeout}, "dial-timeout", "max `DURATION` to connect to the upstream (default 10s)")
 	fs.Var(durationFlag{&l.ResponseHeaderTimeout}, "response-header-timeout", "max `DURATION` to wait for the upstream's response header (default 1m)")
+	fs.Var(durationFlag{&l.UpstreamStallTimeout}, "upstream-stall-timeout", "max `DURATION` an upstream may send nothing more of an answer, or take nothing more of an upload (default 5m)")
 	fs.Var(durationFlag{&l.ShutdownTimeout}, "shutdown-timeout", "max `DURATION` to drain in-flight requests on exit (default 30s)")
 	fs.Var(sizeFlag{&l.MaxHeaderBytes}, "max-header-bytes", "largest request header accepted, a `SIZE` such as 64KiB (default 64KiB)")
 	fs.Var(sizeFlag{&l.MaxBodyBytes}, "max-body-bytes", "largest request body accepted, a `SIZE` such as 10MB (default 100MiB)")

@@ -61,6 +61,7 @@ type Limits struct {
 	ShutdownTimeout       Duration `yaml:"shutdown_timeout"`
 	MaxHeaderBytes        ByteSize `yaml:"max_header_bytes"`
 	MaxBodyBytes          ByteSize `yaml:"max_body_bytes"`
+	UpstreamStallTimeout  Duration `yaml:"upstream_stall_timeout"`
 	UpstreamIdleTimeout   Duration `yaml:"upstream_idle_timeout"`
 	UpstreamIdleConns     Count    `yaml:"upstream_idle_conns"`
 }
@@ -369,6 +370,7 @@ func (l Limits) Merge(o Limits) Limits {
 		ShutdownTimeout:       pick(l.ShutdownTimeout, o.ShutdownTimeout),
 		MaxHeaderBytes:        pick(l.MaxHeaderBytes, o.MaxHeaderBytes),
 		MaxBodyBytes:          pick(l.MaxBodyBytes, o.MaxBodyBytes),
+		UpstreamStallTimeout:  pick(l.UpstreamStallTimeout, o.UpstreamStallTimeout),
 		UpstreamIdleTimeout:   pick(l.UpstreamIdleTimeout, o.UpstreamIdleTimeout),
 		UpstreamIdleConns:     pick(l.UpstreamIdleConns, o.UpstreamIdleConns),
 	}

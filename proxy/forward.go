@@ -37,6 +37,18 @@ func (s *Server) forward(xs *xstate, e *endpoint) error {
 			return err
 		}
 		xs.small = b
+	} else if cl == 0 && !upgrade && req.Body != nil && req.Body != http.NoBody {
+		// A declared empty body that still has a stream behind it (an h2
+		// request that said content-length: 0 and did not end its stream)
+		// must be empty: bytes there would smuggle past the framing the
+		// upstream gets. Whether the client sent any decides the answer,
+		// not which comes first, it or the upstream's answer.
+		var one [1]byte
+		if n, err := io.ReadFull(req.Body, one[:]); n > 0 {
+			return &clientBodyError{errors.New("request body longer than its Content-Length 0")}
+		} else if err != io.EOF {
+			return err
+		}
 	}
 	tried := xs.tried[:0]
 	var last error

@@ -25,6 +25,10 @@ var (
 	errBadHost        = &exchange.Error{Status: http.StatusBadRequest, Msg: "malformed Host header"}
 	errForwardLoop    = &exchange.Error{Status: http.StatusLoopDetected, Msg: "forward-internal nested too deep"}
 	errUnknownForward = &exchange.Error{Status: http.StatusBadGateway, Msg: "forward-internal: no such internal endpoint"}
+	// errClientClosed replaces whatever failed once the client had gone
+	// (its h2 stream reset, its deadline passed): nginx's 499, logged at
+	// info level, never counted against the upstream.
+	errClientClosed = &exchange.Error{Status: 499, Msg: "client closed the request"}
 )
 
 // dialError marks a failure to connect: the request never reached the

@@ -68,7 +68,10 @@ func (s *Server) forward(xs *xstate, e *endpoint) error {
 			return nil
 		}
 		var fault error
-		if !isClientBodyErr(err) {
+		if !isClientBodyErr(err) && x.Ctx.Err() == nil {
+			// A client that went away (an h2 stream reset, a gRPC
+			// deadline) cancels the dial or the wait: not the upstream's
+			// fault, so not counted for passive health.
 			fault = err
 		}
 		e.pool.End(t, fault)

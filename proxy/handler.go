@@ -281,7 +281,7 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 	}
 	if werr != nil {
 		abort = true
-		if xs.upErr == nil && !errors.Is(werr, errClientGone) {
+		if xs.upErr == nil && !errors.Is(werr, errClientGone) && x.Ctx.Err() == nil {
 			xs.upErr = werr
 			s.log.LogAttrs(x.Ctx, slog.LevelWarn, "response aborted",
 				slog.String("request_id", x.ID), slog.Any("err", werr))
@@ -385,13 +385,16 @@ func (s *Server) fail(xs *xstate, err error) {
 		xs.upconn.close()
 		xs.upconn = nil
 	}
+	if x.Ctx.Err() != nil {
+		err = &exchange.Error{Status: errClientClosed.Status, Msg: errClientClosed.Msg, Err: err}
+	}
 	res, xe := errorResponse(x.ID, err)
 	x.Res = res
 	if xe.Status == http.StatusRequestEntityTooLarge || xe.Status == http.StatusBadRequest {
 		xs.closeCon = true
 	}
 	lvl := slog.LevelInfo
-	if xe.Status >= 500 {
+	if xe.Status >= 500 && xe.Status != errClientClosed.Status {
 		lvl = slog.LevelWarn
 	}
 	ep := ""
@@ -427,7 +430,11 @@ func (s *Server) finish(xs *xstate, e *endpoint, r *http.Request, status int, ou
 		}()
 	}
 	if xs.tpool != nil {
-		xs.tpool.End(xs.target, xs.upErr)
+		upErr := xs.upErr
+		if upErr != nil && x.Ctx.Err() != nil {
+			upErr = nil // the client left (h2 reset, deadline): not the upstream's fault
+		}
+		xs.tpool.End(xs.target, upErr)
 	}
 	d := time.Since(x.Start)
 	var in int64

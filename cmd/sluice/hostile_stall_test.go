@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 )
 
 // An upstream that stops in the middle of a body without closing, or
@@ -126,5 +130,53 @@ func TestUpstreamIdleConnsReapedWithoutTraffic(t *testing.T) {
 		}
 	case <-time.After(6 * time.Second):
 		t.Fatal("the idle upstream connection was never closed")
+	}
+}
+
+// Clients that give up (an h2 stream reset, a gRPC deadline) cancel the
+// upstream attempt; that is not the upstream's fault, so it neither ejects
+// a healthy upstream (passive health) nor shows as a 502.
+func TestClientCancelsDoNotEject(t *testing.T) {
+	t.Parallel()
+	// An h2c upstream: its transport gives up with the client's context.
+	be := &http.Server{Handler: h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, "slow")
+	}), &http2.Server{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go be.Serve(ln)
+	t.Cleanup(func() { be.Close() })
+	dir := t.TempDir()
+	p := start(t, "serve", "-c", writeConfig(t, dir, fmt.Sprintf(`
+log: {format: json}
+endpoints:
+  - url: http://:80
+    listen: 127.0.0.1:0
+    upstream: h2c://%s
+    load_balancing: {passive: {max_fails: 2}}
+`, ln.Addr())))
+	p.waitLog(0, "started", msg("sluice started"))
+	addr := p.addr("127.0.0.1:0")
+	c := h2cClient()
+	for i := 0; i < 4; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/slow", nil)
+		if res, err := c.Do(req); err == nil {
+			res.Body.Close()
+		}
+		cancel()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := p.count(msg("upstream ejected after failures")); n != 0 {
+		t.Fatalf("client cancellations ejected the upstream (%d times):\n%s", n, p.logText())
+	}
+	if n := p.count(func(m map[string]any) bool { return m["msg"] == "request failed" && m["status"] == float64(502) }); n != 0 {
+		t.Fatalf("client cancellations logged as 502 (%d):\n%s", n, p.logText())
 	}
 }

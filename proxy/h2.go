@@ -50,6 +50,10 @@ func (h *h2Transports) get(t *upstream.Target, useTLS bool) *http2.Transport {
 		ReadIdleTimeout: 30 * time.Second,
 		PingTimeout:     15 * time.Second,
 		IdleConnTimeout: lim.UpstreamIdleTimeout,
+		// The request goes up as the client sent it: no Accept-Encoding
+		// of the transport's own, and no body decoded on the way back
+		// (which also dropped Content-Encoding and Content-Length).
+		DisableCompression: true,
 	}
 	if useTLS {
 		conf := h.e.upTLS.Clone()
@@ -131,6 +135,9 @@ func (h *h2Transports) roundTrip(xs *xstate, t *upstream.Target, useTLS bool) (*
 		hdr["Te"] = []string{"trailers"}
 	}
 	xs.f.header(hdr, req.Header)
+	if _, ok := hdr["User-Agent"]; !ok {
+		hdr["User-Agent"] = nil // no Go-http-client/2.0 of the transport's own
+	}
 	host := req.Host
 	if host == "" {
 		host = t.Addr

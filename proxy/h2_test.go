@@ -453,3 +453,33 @@ func getSNI(t *testing.T, addr, name string, pool *x509.CertPool) string {
 	b, _ := io.ReadAll(res.Body)
 	return string(b)
 }
+
+// An h2c upstream gets the request as the client sent it: no User-Agent
+// or Accept-Encoding of x/net's transport, and a gzip answer goes back to
+// the client as gzip, with its Content-Encoding.
+func TestH2CUpstreamGetsClientHeadersOnly(t *testing.T) {
+	h2s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		fmt.Fprintf(w, "ua=%q ae=%q", r.Header.Get("User-Agent"), r.Header.Get("Accept-Encoding"))
+	}))
+	h2s.Config.Protocols = new(http.Protocols)
+	h2s.Config.Protocols.SetUnencryptedHTTP2(true)
+	h2s.Start()
+	t.Cleanup(h2s.Close)
+	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up("h2c://" + h2s.Listener.Addr().String())})
+	c, err := net.Dial("tcp", addr(t, s, "127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if string(body) != `ua="" ae=""` || res.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("got %q, Content-Encoding %q; want the upstream to see no User-Agent or Accept-Encoding and its encoding kept", body, res.Header.Get("Content-Encoding"))
+	}
+}

@@ -23,6 +23,8 @@ var (
 	errNotConfigured  = &exchange.Error{Status: http.StatusServiceUnavailable, Msg: "proxy not configured"}
 	errConnect        = &exchange.Error{Status: http.StatusMethodNotAllowed, Msg: "CONNECT is not supported"}
 	errBadHost        = &exchange.Error{Status: http.StatusBadRequest, Msg: "malformed Host header"}
+	errBadTarget      = &exchange.Error{Status: http.StatusBadRequest, Msg: "invalid request target"}
+	errBadLength      = &exchange.Error{Status: http.StatusBadRequest, Msg: "invalid Content-Length"}
 	errForwardLoop    = &exchange.Error{Status: http.StatusLoopDetected, Msg: "forward-internal nested too deep"}
 	errUnknownForward = &exchange.Error{Status: http.StatusBadGateway, Msg: "forward-internal: no such internal endpoint"}
 	// errClientClosed replaces whatever failed once the client had gone

@@ -196,6 +196,22 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 	// dropped fields named with "_", which these keep.
 	hw, engine := w.(*h1writer)
 	badHost := !engine && !validHost(r.Host)
+	// The engine's parser refuses these targets too; x/net/http2 passes a
+	// :path with '#', spaces, 8-bit bytes or an absolute URI on, which
+	// would reach the upstream re-encoded (/a#b as /a%23b: another
+	// resource) or silently cut.
+	badTarget := !engine && r.ProtoMajor == 2 && !validH2Target(r.Method, r.RequestURI)
+	// net/http and x/net/http2 read a content-length they cannot parse
+	// ("+5", "5, 5") as 0 and take the first of several: the body would
+	// go up cut or framed by a value the client did not mean.
+	badLength := false
+	if cl := r.Header["Content-Length"]; !engine && len(cl) > 0 {
+		for _, v := range cl {
+			if n, ok := parseLength(v); !ok || n != r.ContentLength {
+				badLength = true
+			}
+		}
+	}
 	var dropped int
 	if engine {
 		dropped = hw.c.h.dropped
@@ -210,7 +226,7 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 	v := s.tbl.Acquire()
 	defer v.Release()
 	var e *endpoint
-	if v != nil && !badHost {
+	if v != nil && !badHost && !badTarget && !badLength {
 		if rt := ci.l.routes(v.Val); rt != nil {
 			host := normHost(r.Host)
 			if ci.tls {
@@ -230,6 +246,11 @@ func (s *Server) serveExchange(xs *xstate, ci *connInfo, w http.ResponseWriter, 
 	switch {
 	case badHost:
 		err = errBadHost
+	case badTarget:
+		err = errBadTarget
+	case badLength:
+		err = errBadLength
+		xs.closeCon = true
 	case v == nil:
 		err = errNotConfigured
 	case e == nil && ci.tls:

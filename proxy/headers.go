@@ -33,6 +33,24 @@ func dropUnderscored(h http.Header) int {
 	return n
 }
 
+// validH2Target reports whether an HTTP/2 :path is one the HTTP/1.x
+// engine would accept: origin-form ("/..." without '#', spaces, controls
+// or 8-bit bytes), or "*" for OPTIONS.
+func validH2Target(method, target string) bool {
+	if target == "*" {
+		return method == http.MethodOptions
+	}
+	if target == "" || target[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c == '#' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // skipRequestHeader reports whether a client header is not copied verbatim
 // to the upstream (either hop-by-hop or rewritten by the proxy).
 func skipRequestHeader(k string) bool {

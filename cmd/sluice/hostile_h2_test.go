@@ -121,6 +121,15 @@ func TestHostileH2Downgrade(t *testing.T) {
 		// Re-encoded as /a%20b for the upstream: a normalisation, no harm.
 		{"space in :path, no CRLF", withPath("/a b"), "", []int{200, 400}},
 		{"empty :path", withPath(""), "", []int{400}},
+		// Targets the HTTP/1.1 engine refuses are refused over h2 too:
+		// /a#frag would reach the upstream as /a%23frag, another resource.
+		{"fragment in :path", withPath("/a#frag"), "", []int{400}},
+		{"8-bit byte in :path", withPath("/caf\xc3\xa9"), "", []int{400}},
+		{"absolute URI as :path", withPath("http://other.test/abs"), "", []int{400}},
+		{"* outside OPTIONS", withPath("*"), "", []int{400}},
+		{"content-length +5", req("POST", [2]string{"content-length", "+5"}), "hello", []int{400}},
+		{"content-length 5, 5", req("POST", [2]string{"content-length", "5, 5"}), "hello", []int{400}},
+		{"two content-lengths", req("POST", [2]string{"content-length", "5"}, [2]string{"content-length", "6"}), "hello", []int{400}},
 		{"valid control", req("POST", [2]string{"content-length", "5"}), "hello", []int{200}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

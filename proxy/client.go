@@ -306,6 +306,17 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 		pc.bw.Write(small)
 	}
 	streamed := hasBody && small == nil
+	// An HTTP/2 client that resets its stream (or a gRPC deadline) cancels
+	// the request's context: the wait for the answer's head then ends at
+	// once and the upstream connection is closed, so the upstream stops
+	// working for nobody (rapid reset cannot pile up upstream requests).
+	// HTTP/1.x clients are not watched (context.AfterFunc costs 4
+	// allocations per request, and their engine does not read while an
+	// exchange runs): their wait is bounded by response_header_timeout.
+	var stopWatch func() bool
+	if x.Req.Proto == "HTTP/2.0" && x.Ctx.Done() != nil {
+		stopWatch = context.AfterFunc(x.Ctx, func() { pc.c.SetReadDeadline(time.Unix(1, 0)) })
+	}
 	var werr, err error
 	if pc.raw != nil && !streamed {
 		pc.probe = reused
@@ -326,11 +337,13 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 		go bw.run(pc, req.Body, req.ContentLength, req.Trailer)
 	}
 
-	// A client that leaves while we wait for the header is not watched
-	// (context.AfterFunc costs 4 allocations per request); the wait is
-	// bounded by ResponseHeaderTimeout and the write to the client fails.
 	if err == nil {
 		err = pc.readHead(x.Ctx, x.Req.Method, bw, xs, pc.raw != nil && !streamed)
+	}
+	if stopWatch != nil && !stopWatch() && err == nil {
+		// The client left just as the head came: the deadline in the
+		// past would fail the body's reads; the exchange is over anyway.
+		err = x.Ctx.Err()
 	}
 	if err != nil {
 		pc.close()

@@ -180,3 +180,43 @@ endpoints:
 		t.Fatalf("client cancellations logged as 502 (%d):\n%s", n, p.logText())
 	}
 }
+
+// An HTTP/2 client that resets its stream stops the HTTP/1.1 upstream's
+// work too: sluice closes the upstream connection at once rather than
+// waiting for an answer nobody will read (many reset streams would
+// otherwise pile up upstream requests for response_header_timeout).
+func TestH2ResetCancelsHTTP1Upstream(t *testing.T) {
+	t.Parallel()
+	cancelled := make(chan time.Duration, 1)
+	be := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		select {
+		case <-time.After(5 * time.Second):
+			cancelled <- -1
+		case <-r.Context().Done():
+			cancelled <- time.Since(start)
+		}
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go be.Serve(ln)
+	t.Cleanup(func() { be.Close() })
+	e := startEdge(t, ln.Addr().String(), "")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+e.addr+"/slow", nil)
+	if res, err := h2cClient().Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("got %d, want the client's own deadline to end the request", res.StatusCode)
+	}
+	select {
+	case d := <-cancelled:
+		if d < 0 || d > 2*time.Second {
+			t.Fatalf("the upstream's request was cancelled after %v, want soon after the client's reset (200 ms)", d)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the upstream never finished")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -96,6 +97,41 @@ func isTimeout(err error) bool {
 
 // errorResponse builds the short plain-text answer for err, e.g.
 // "502 Bad Gateway: upstream connect failed (request id 7f3a...)".
+// grpcError is errorResponse for a gRPC request: a trailers-only answer
+// (HTTP 200, no body, grpc-status and grpc-message in the header block)
+// whose status follows gRPC's HTTP-to-gRPC mapping, as Envoy answers, so a
+// gRPC client gets UNAVAILABLE for a down upstream rather than a text page
+// it cannot decode.
+func grpcError(id string, xe *exchange.Error) *exchange.Response {
+	code := "2" // UNKNOWN
+	switch xe.Status {
+	case http.StatusBadRequest:
+		code = "13" // INTERNAL
+	case http.StatusUnauthorized:
+		code = "16" // UNAUTHENTICATED
+	case http.StatusForbidden:
+		code = "7" // PERMISSION_DENIED
+	case http.StatusNotFound:
+		code = "12" // UNIMPLEMENTED
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		code = "14" // UNAVAILABLE
+	case errClientClosed.Status:
+		code = "1" // CANCELLED
+	}
+	msg := strconv.Itoa(xe.Status) + " " + xe.Msg + " (request id " + id + ")"
+	return &exchange.Response{
+		StatusCode: http.StatusOK,
+		Header: http.Header{
+			"Content-Type":  {"application/grpc"},
+			"Grpc-Status":   {code},
+			"Grpc-Message":  {url.PathEscape(msg)},
+			"Cache-Control": {"no-store"},
+		},
+		ContentLength: 0,
+		Generated:     true,
+	}
+}
+
 func errorResponse(id string, err error) (*exchange.Response, *exchange.Error) {
 	xe := classify(err)
 	var b strings.Builder

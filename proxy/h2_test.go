@@ -483,3 +483,44 @@ func TestH2CUpstreamGetsClientHeadersOnly(t *testing.T) {
 		t.Fatalf("got %q, Content-Encoding %q; want the upstream to see no User-Agent or Accept-Encoding and its encoding kept", body, res.Header.Get("Content-Encoding"))
 	}
 }
+
+// A gRPC call that sluice cannot forward gets a gRPC status (UNAVAILABLE
+// for a down upstream) that a gRPC client can read, not an HTTP error page.
+func TestGRPCErrorsAreGRPC(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downAddr := dead.Addr().String()
+	dead.Close() // nothing listens there any more
+	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up("h2c://" + downAddr)})
+	cc, err := grpc.NewClient(addr(t, s, "127.0.0.1:0"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: "svc"})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "upstream connect failed") {
+		t.Fatalf("got %v, want Unavailable naming the failed connect", err)
+	}
+	// On the wire: a trailers-only answer, not an HTTP 502 (which gRPC
+	// clients can only map by its HTTP status, without sluice's message).
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, n, a string, _ *tls.Config) (net.Conn, error) {
+		return net.Dial(n, a)
+	}}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("POST", "http://"+addr(t, s, "127.0.0.1:0")+"/grpc.health.v1.Health/Check", strings.NewReader("\x00\x00\x00\x00\x00"))
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Grpc-Status") != "14" || !strings.Contains(res.Header.Get("Grpc-Message"), "upstream") {
+		t.Fatalf("got %d %v, want 200 with grpc-status 14", res.StatusCode, res.Header)
+	}
+}

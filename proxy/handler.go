@@ -410,6 +410,9 @@ func (s *Server) fail(xs *xstate, err error) {
 		err = &exchange.Error{Status: errClientClosed.Status, Msg: errClientClosed.Msg, Err: err}
 	}
 	res, xe := errorResponse(x.ID, err)
+	if x.Req != nil && isGRPC(x.Req.Header) {
+		res = grpcError(x.ID, xe)
+	}
 	x.Res = res
 	if xe.Status == http.StatusRequestEntityTooLarge || xe.Status == http.StatusBadRequest {
 		xs.closeCon = true

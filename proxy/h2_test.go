@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -467,14 +468,7 @@ func TestH2CUpstreamGetsClientHeadersOnly(t *testing.T) {
 	h2s.Start()
 	t.Cleanup(h2s.Close)
 	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up("h2c://" + h2s.Listener.Addr().String())})
-	c, err := net.Dial("tcp", addr(t, s, "127.0.0.1:0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	res, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(rawGetClose(t, addr(t, s, "127.0.0.1:0")))), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

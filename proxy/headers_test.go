@@ -154,14 +154,7 @@ func TestPolicyResponseHeaderInjection(t *testing.T) {
 	}}
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	s := start(t, Options{}, EndpointConfig{URL: "http://:80", Upstream: up(be.URL), Hooks: hk})
-	c, err := net.Dial("tcp", addr(t, s, "127.0.0.1:0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-	raw, _ := io.ReadAll(c)
+	raw := rawGetClose(t, addr(t, s, "127.0.0.1:0"))
 	if strings.Contains(string(raw), "X-Injected") || strings.Contains(string(raw), "X-Evil") || !strings.Contains(string(raw), "X-Good: fine") {
 		t.Errorf("client got:\n%s", raw)
 	}

@@ -198,3 +198,18 @@ func h2Client(pool *x509.CertPool, name string) *http.Client {
 		ForceAttemptHTTP2: true,
 	}}
 }
+
+// rawGetClose sends "GET / HTTP/1.1" with Connection: close to addr on a
+// raw connection and returns everything that came back.
+func rawGetClose(t *testing.T, addr string) []byte {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	raw, _ := io.ReadAll(c)
+	return raw
+}

@@ -68,14 +68,23 @@ type pconn struct {
 // most about once a second and lies a second further out, so it never
 // fires early.
 func (pc *pconn) armStall() {
-	d := pc.p.limits.UpstreamStallTimeout
-	if d <= 0 {
-		return
-	}
-	if now := nanotime(); pc.stallAt == 0 || now-pc.stallAt >= int64(time.Second) {
-		pc.stallAt = now
+	if d := pc.p.limits.UpstreamStallTimeout; stallDue(d, &pc.stallAt) {
 		pc.setReadDeadline(time.Now().Add(d + time.Second))
 	}
+}
+
+// stallDue says whether a stall deadline of d, last moved at *at
+// (nanotime, 0: never), is to be moved now, and notes the move: at most
+// about once a second, so the deadlines are set a second beyond d.
+func stallDue(d time.Duration, at *int64) bool {
+	if d <= 0 {
+		return false
+	}
+	if now := nanotime(); *at == 0 || now-*at >= int64(time.Second) {
+		*at = now
+		return true
+	}
+	return false
 }
 
 // errStray is what a reused connection's probe found: an EOF, an error or
@@ -95,18 +104,16 @@ func newConnPool(t *upstream.Target, e *endpoint) *connPool {
 	return p
 }
 
-// get pops the most recently used idle connection and says for how long
-// it was idle.
-func (p *connPool) get() (*pconn, time.Duration) {
+// get pops the most recently used idle connection that has not expired.
+func (p *connPool) get() *pconn {
 	var stale []*pconn
 	var pc *pconn
-	var idle time.Duration
 	p.mu.Lock()
 	for n := len(p.idle); n > 0; n = len(p.idle) {
 		c := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
-		if idle = time.Duration(nanotime() - c.idleAt); idle > p.limits.UpstreamIdleTimeout {
+		if time.Duration(nanotime()-c.idleAt) > p.limits.UpstreamIdleTimeout {
 			stale = append(stale, c)
 			continue
 		}
@@ -117,7 +124,7 @@ func (p *connPool) get() (*pconn, time.Duration) {
 	for _, c := range stale {
 		c.c.Close()
 	}
-	return pc, idle
+	return pc
 }
 
 func (p *connPool) put(pc *pconn) {
@@ -246,7 +253,7 @@ func (p *connPool) roundTrip(xs *xstate, upgrade bool) (*exchange.Response, erro
 			// requests (uploads, TLS) probe here; both cost one
 			// non-blocking recv. Bytes that came with an answer are
 			// caught when it is read (h1Body.release).
-			pc, _ = p.get()
+			pc = p.get()
 			if pc == nil || pc.raw != nil && !streamed || pc.alive() {
 				break
 			}
@@ -373,21 +380,20 @@ func (pc *pconn) roundTrip(xs *xstate, upgrade, reused bool, small []byte) (*exc
 		Trailer:       head.trailer,
 	}
 	if head.status == http.StatusSwitchingProtocols {
+		if !upgrade {
+			pc.close()
+			return nil, errors.New("upstream switched protocols without an upgrade request")
+		}
 		pc.setReadDeadline(time.Time{}) // the pipe keeps its own time
-	} else if !(head.mode == bodyNone || head.mode == bodyFixed && int64(pc.br.Buffered()) >= head.length) {
+		xs.upconn = pc
+		return res, nil
+	}
+	if !(head.mode == bodyNone || head.mode == bodyFixed && int64(pc.br.Buffered()) >= head.length) {
 		// More reads follow, each under upstream_stall_timeout rather than
 		// the head's deadline. (An answer already in the buffer leaves it
 		// set: the next request on this connection sets its own.)
 		pc.stallAt = 0
 		pc.armStall()
-	}
-	if head.status == http.StatusSwitchingProtocols {
-		if !upgrade {
-			pc.close()
-			return nil, errors.New("upstream switched protocols without an upgrade request")
-		}
-		xs.upconn = pc
-		return res, nil
 	}
 	b := &xs.h1b
 	*b = h1Body{pc: pc, bw: bw, reuse: !head.close && !upgrade}

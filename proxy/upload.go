@@ -46,7 +46,7 @@ func (w *bodyWriter) run(pc *pconn, body io.Reader, cl int64, trailer http.Heade
 		return
 	}
 	// An upstream that takes nothing more of the upload for
-	// upload_stall_timeout fails it (nginx's proxy_send_timeout): the write
+	// upstream_stall_timeout fails it (nginx's proxy_send_timeout): the write
 	// deadline moves on with every piece read from the client.
 	sr := &stallReader{r: body, c: pc.c, d: pc.p.limits.UpstreamStallTimeout}
 	err := writeBody(pc.bw, sr, cl, trailer)
@@ -74,11 +74,8 @@ type stallReader struct {
 }
 
 func (s *stallReader) Read(p []byte) (int, error) {
-	if s.d > 0 {
-		if now := nanotime(); s.at == 0 || now-s.at >= int64(time.Second) {
-			s.at = now
-			s.c.SetWriteDeadline(time.Now().Add(s.d + time.Second))
-		}
+	if stallDue(s.d, &s.at) {
+		s.c.SetWriteDeadline(time.Now().Add(s.d + time.Second))
 	}
 	return s.r.Read(p)
 }
